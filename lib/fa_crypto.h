@@ -34,9 +34,9 @@ void fa_wipe(void *buf, size_t len);
  * trailing bits; it returns FA_ERR_INVALID or FA_ERR_TOO_LARGE on error.
  */
 size_t fa_b64url_encode(const uint8_t *data, size_t len, char *out,
-			size_t out_size);
+                        size_t out_size);
 fa_result fa_b64url_decode(const char *in, size_t in_len, uint8_t *out,
-			   size_t out_size, size_t *out_len);
+                           size_t out_size, size_t *out_len);
 
 /* A key-encryption key: 32 bytes and the id stored next to what it seals. */
 struct fa_kek {
@@ -58,12 +58,12 @@ fa_result fa_kek_load(const char *path, const char *id, struct fa_kek *kek);
  * *out is malloc'd and owned by the caller.
  */
 fa_result fa_seal(const struct fa_kek *kek, const void *plain, size_t len,
-		  const char *aad, uint8_t **out, size_t *out_len);
+                  const char *aad, uint8_t **out, size_t *out_len);
 
 /* Opens a blob made by fa_seal. *out is malloc'd, NUL-terminated for
  * convenience, owned by the caller, and should be wiped after use. Returns
  * FA_ERR_CRYPTO when the tag does not verify. */
 fa_result fa_open(const struct fa_kek *kek, const uint8_t *blob, size_t len,
-		  const char *aad, uint8_t **out, size_t *out_len);
+                  const char *aad, uint8_t **out, size_t *out_len);
 
 #endif

@@ -20,12 +20,13 @@ int fa_log_parse_level(const char *name);
 
 /*
  * Writes one line. fields is NULL or a NULL-terminated list of key, value
- * pairs (values are strings and are JSON-escaped), for example
+ * pairs (values are strings and are JSON-escaped; a NULL value also ends
+ * the list), for example
  * fa_log(FA_LOG_INFO, (const char *[]){"request_id", rid, "user", id, NULL},
  *        "login succeeded").
  * Never pass a password, token, TOTP seed or private key.
  */
 void fa_log(enum fa_log_level level, const char *const *fields,
-	    const char *format, ...) __attribute__((format(printf, 3, 4)));
+            const char *format, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

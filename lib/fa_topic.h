@@ -11,9 +11,9 @@
 #include "fa_roles.h"
 
 enum fa_access {
-	FA_ACCESS_READ = 1,      /* a message delivered to the client */
-	FA_ACCESS_WRITE = 2,     /* a PUBLISH from the client */
-	FA_ACCESS_SUBSCRIBE = 4  /* a SUBSCRIBE filter, wildcards allowed */
+	FA_ACCESS_READ = 1,     /* a message delivered to the client */
+	FA_ACCESS_WRITE = 2,    /* a PUBLISH from the client */
+	FA_ACCESS_SUBSCRIBE = 4 /* a SUBSCRIBE filter, wildcards allowed */
 };
 
 enum fa_identity_kind { FA_IDENTITY_USER = 1, FA_IDENTITY_DEVICE = 2 };
@@ -30,17 +30,20 @@ struct fa_identity {
  * caller's state. Must not block.
  */
 typedef bool (*fa_assignment_lookup)(void *ctx, const char *carrier,
-				     const char *load, const char *driver);
+                                     const char *load, const char *driver);
 
 /*
  * Decides one request. topic is a concrete topic for READ and WRITE and a
  * filter for SUBSCRIBE (with any "$share/group/" prefix already removed).
- * A filter is allowed only if every topic it can match is allowed.
- * Returns true to allow; everything not allowed by a rule is denied.
+ * A filter is allowed only if every topic it can match is allowed, not
+ * counting topics with an invalid id at an id level. Publishing to those is
+ * always denied, so no message can be delivered on them. Wildcards at the first
+ * level do not match "$SYS" topics (MQTT 3.1.1, section 4.7.2). Returns
+ * true to allow; everything not allowed by a rule is denied.
  */
 bool fa_topic_allowed(const struct fa_identity *who, const char *topic,
-		      enum fa_access access, fa_assignment_lookup lookup,
-		      void *ctx);
+                      enum fa_access access, fa_assignment_lookup lookup,
+                      void *ctx);
 
 /*
  * Strips a "$share/{group}/" prefix. Returns the filter after it, the input
