@@ -61,6 +61,18 @@ static enum fa_access map_access(int access)
 	}
 }
 
+static enum fa_request request_of(int access)
+{
+	switch (access) {
+	case MOSQ_ACL_READ:
+		return FA_REQUEST_DELIVERY;
+	case MOSQ_ACL_WRITE:
+		return FA_REQUEST_PUBLISH;
+	default:
+		return FA_REQUEST_SUBSCRIBE;
+	}
+}
+
 static const char *access_name(int access)
 {
 	switch (access) {
@@ -96,7 +108,7 @@ int fa_acl_check(struct fa_plugin *plugin, struct mosquitto *client,
 		goto deny;
 	}
 	if (session->kind == FA_IDENTITY_USER &&
-	    session->exp + plugin->config.leeway < plugin->now_s) {
+	    plugin->now_s >= session->exp + plugin->config.leeway) {
 		reason = FA_DENY_SESSION_EXPIRED;
 		goto deny;
 	}
@@ -113,6 +125,7 @@ int fa_acl_check(struct fa_plugin *plugin, struct mosquitto *client,
 	                     fa_state_assigned, plugin->state))
 		return MOSQ_ERR_SUCCESS;
 deny:
+	fa_metrics_count_denial(plugin, reason, request_of(access));
 	fa_deny_log(plugin, reason, access_name(access), client,
 	            mosquitto_client_username(client), topic, NULL);
 	return MOSQ_ERR_ACL_DENIED;

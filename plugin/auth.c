@@ -152,12 +152,16 @@ static enum fa_deny_reason verify_token(struct fa_plugin *plugin,
 	}
 	fa_sha256(token, len, digest);
 	if (cache_lookup(plugin, digest, claims)) {
-		if (claims->exp + config->leeway >= plugin->now_s)
+		plugin->metrics.token_cache_hits++;
+		/* the same rule as fa_token_verify: expired at exp + leeway */
+		if (plugin->now_s < claims->exp + config->leeway)
 			return FA_DENY_COUNT;
 		snprintf(detail, detail_size, "%s",
 		         fa_token_status_str(FA_TOKEN_EXPIRED));
 		return FA_DENY_TOKEN;
 	}
+
+	plugin->metrics.token_cache_misses++;
 
 	struct fa_verify_options options = {
 	        .issuer = config->issuer,
@@ -324,6 +328,10 @@ int fa_auth_basic(struct fa_plugin *plugin, struct mosquitto *client,
 		}
 		if (username == NULL)
 			mosquitto_set_username(client, session.id);
+		if (session.kind == FA_IDENTITY_DEVICE)
+			plugin->metrics.accepted_device++;
+		else
+			plugin->metrics.accepted_token++;
 		return MOSQ_ERR_SUCCESS;
 	}
 	/* Denials caused by the broker's own state are not the client's
@@ -335,6 +343,7 @@ int fa_auth_basic(struct fa_plugin *plugin, struct mosquitto *client,
 		snprintf(detail, sizeof(detail),
 		         "no working database for %lld s",
 		         (long long)(plugin->now_s - plugin->last_db_ok_s));
+	fa_metrics_count_denial(plugin, reason, FA_REQUEST_CONNECT);
 	fa_deny_log(plugin, reason, "CONNECT", client, username, NULL, detail);
 	return MOSQ_ERR_AUTH;
 }

@@ -295,6 +295,19 @@ void fa_change_batch_clear(struct fa_change_batch *batch)
 	memset(batch, 0, sizeof(*batch));
 }
 
+/* Records a row not seen before for the change lag metric. Rows arrive in
+ * id order, so the last one is the newest. */
+static void note_lag(struct fa_change_batch *batch, int64_t id, double age)
+{
+	int64_t age_ms = age > 0.0 ? (int64_t)(age * 1000.0) : 0;
+
+	if (batch->new_rows == 0 || age_ms > batch->lag_oldest_age_ms)
+		batch->lag_oldest_age_ms = age_ms;
+	batch->new_rows++;
+	batch->lag_newest_id = id;
+	batch->lag_newest_age_ms = age_ms;
+}
+
 /*
  * Collects the subjects of the change_log rows in result (columns id, kind,
  * carrier_id, subject, age in seconds) into the feed's batch and computes
@@ -324,6 +337,10 @@ fa_result fa_changes_collect(struct fa_plugin *plugin, const PGresult *result)
 			contiguous = false;
 		if (contiguous)
 			watermark = id;
+		/* NOTE: a row that commits after a higher id was counted
+		 * is applied but never measured for the lag metric. */
+		if (id > plugin->feed.lag_counted_id)
+			note_lag(batch, id, age);
 		if (!known || !fa_id_valid(subject) ||
 		    (kind == RELOAD_ASSIGNMENT && !fa_id_valid(carrier))) {
 			mosquitto_log_printf(MOSQ_LOG_WARNING,

@@ -163,6 +163,7 @@ struct fa_plugin_config {
 	long long token_cache_size;
 	long long denial_log_interval;
 	long long poll_interval;
+	long long metrics_interval;
 };
 
 /* ---- sessions (session.c) ---- */
@@ -256,6 +257,13 @@ struct fa_change_batch {
 	size_t count[FA_RELOAD_KINDS];
 	size_t rows;
 	int64_t next_watermark;
+	/* Rows above the feed's lag_counted_id, for the change lag metric:
+	 * how many, their highest id, and the ages of its row and of the
+	 * oldest row in milliseconds, on the database clock at the fetch. */
+	size_t new_rows;
+	int64_t lag_newest_id;
+	int64_t lag_newest_age_ms;
+	int64_t lag_oldest_age_ms;
 };
 
 struct fa_feed {
@@ -279,6 +287,39 @@ struct fa_feed {
 	int64_t watermark; /* last change_log id applied */
 	bool fetch_wanted;
 	int64_t last_fetch_ms;
+	/* Highest change_log id whose lag was measured or that a snapshot
+	 * already covered; rows at or below it are not measured again. */
+	int64_t lag_counted_id;
+	bool lag_skip_batch; /* first batch after a snapshot: not measured */
+};
+
+/* ---- counters published on $SYS (metrics.c) ---- */
+
+/* Request kinds that a denial is counted under. */
+enum fa_request {
+	FA_REQUEST_CONNECT = 0,
+	FA_REQUEST_PUBLISH,
+	FA_REQUEST_SUBSCRIBE,
+	FA_REQUEST_DELIVERY,
+	FA_REQUEST_COUNT
+};
+
+/*
+ * Counters since the plugin started. They are plain integers because every
+ * callback runs on the broker's single thread.
+ */
+struct fa_metrics {
+	uint64_t accepted_token;
+	uint64_t accepted_device;
+	uint64_t denials[FA_DENY_COUNT][FA_REQUEST_COUNT];
+	uint64_t token_cache_hits;
+	uint64_t token_cache_misses;
+	uint64_t throttle_limit_reached; /* times an address hit the limit */
+	uint64_t db_connection_losses;
+	uint64_t changes_applied; /* change_log rows whose lag was measured */
+	int64_t lag_last_ms;      /* -1 until the first measured change */
+	int64_t lag_max_ms;
+	int64_t last_publish_s;
 };
 
 /* ---- the plugin ---- */
@@ -297,6 +338,7 @@ struct fa_plugin {
 	size_t token_cache_size;
 	uint64_t token_cache_generation;
 	struct fa_feed feed;
+	struct fa_metrics metrics;
 	int64_t now_s;         /* wall clock, refreshed on every callback */
 	int64_t last_db_ok_s;  /* last time a query succeeded */
 	int64_t last_sweep_s;  /* last expiry sweep over sessions */
@@ -306,6 +348,18 @@ struct fa_plugin {
 	uint64_t ticks;
 	int64_t ticks_since_s;
 };
+
+/* Counts one denial; an out-of-range reason or request is ignored. Inline,
+ * so that the ACL path and tools that compile acl.c alone need no
+ * metrics.c. */
+static inline void fa_metrics_count_denial(struct fa_plugin *plugin,
+                                           enum fa_deny_reason reason,
+                                           enum fa_request request)
+{
+	if (reason >= FA_DENY_COUNT || request >= FA_REQUEST_COUNT)
+		return;
+	plugin->metrics.denials[reason][request]++;
+}
 
 /* plugin.c */
 int64_t fa_now_ms(void);
@@ -352,7 +406,14 @@ void fa_deny_flush(struct fa_plugin *plugin, bool force);
 bool fa_throttle_blocked(struct fa_plugin *plugin, const char *address);
 void fa_throttle_fail(struct fa_plugin *plugin, const char *address);
 void fa_throttle_purge(struct fa_plugin *plugin);
+/* Returns how many addresses are refused right now. */
+size_t fa_throttle_blocked_count(const struct fa_plugin *plugin);
 void fa_log_safe_copy(char *out, size_t out_size, const char *in);
+
+/* metrics.c */
+void fa_metrics_init(struct fa_plugin *plugin);
+void fa_metrics_change_applied(struct fa_plugin *plugin, int64_t fetch_ms);
+void fa_metrics_tick(struct fa_plugin *plugin);
 
 /* db.c */
 extern const char fa_snapshot_sql[];

@@ -1,11 +1,11 @@
 /*
  * Change feed: a non-blocking libpq connection driven only from the
  * broker's tick. It LISTENs on fleetauth_change, fetches change_log rows
- * above the last applied id on each notification and every poll_interval
- * seconds, reloads the named objects and applies them. When the connection
- * is lost it reconnects with exponential backoff and loads a full snapshot
- * off to the side before following changes again. No call here waits on
- * the network.
+ * above the last applied id on each notification and at least every
+ * poll_interval seconds (see fetch_interval_ms), reloads the named objects
+ * and applies them. When the connection is lost it reconnects with
+ * exponential backoff and loads a full snapshot off to the side before
+ * following changes again. No call here waits on the network.
  */
 #include <poll.h>
 #include <stdio.h>
@@ -80,6 +80,7 @@ static void feed_lost(struct fa_plugin *plugin, const char *why)
 
 	trim_message(message, sizeof(message), why);
 	if (!feed->loss_logged) {
+		plugin->metrics.db_connection_losses++;
 		mosquitto_log_printf(MOSQ_LOG_WARNING,
 		                     "fleetauth: database unavailable: %s; "
 		                     "deciding from the last loaded state "
@@ -141,6 +142,7 @@ fa_result fa_feed_start_following(struct fa_plugin *plugin, PGconn *conn)
 	feed->phase = FA_FEED_FOLLOWING;
 	feed->watermark = plugin->state->change_id;
 	feed->fetch_wanted = true;
+	feed->lag_skip_batch = true;
 	feed->down_since_s = 0;
 	feed_ok(plugin);
 	return FA_OK;
@@ -286,6 +288,7 @@ static void finish_snapshot(struct fa_plugin *plugin)
 	feed->watermark = state->change_id;
 	feed->phase = FA_FEED_FOLLOWING;
 	feed->fetch_wanted = true;
+	feed->lag_skip_batch = true;
 }
 
 static void send_reload(struct fa_plugin *plugin)
@@ -312,6 +315,7 @@ static void finish_reload(struct fa_plugin *plugin)
 		return;
 	}
 	feed->watermark = feed->batch.next_watermark;
+	fa_metrics_change_applied(plugin, feed->last_fetch_ms);
 	clear_query(feed);
 	fa_plugin_kick_revoked(plugin);
 	if (full && advanced)
@@ -331,6 +335,9 @@ static void finish_query(struct fa_plugin *plugin)
 	case FA_QUERY_CHANGES:
 		feed->query = FA_QUERY_NONE;
 		if (feed->batch.rows == 0) {
+			/* Nothing to measure, so the next batch after a
+			 * snapshot holds only changes made since. */
+			feed->lag_skip_batch = false;
 			fa_change_batch_clear(&feed->batch);
 			break;
 		}
@@ -436,6 +443,20 @@ static void send_fetch(struct fa_plugin *plugin)
 	feed->last_fetch_ms = feed->query_started_ms;
 }
 
+/*
+ * Returns the longest wait between change fetches in milliseconds:
+ * poll_interval, shortened to half of stale_after. A completed fetch is
+ * what keeps last_db_ok_s fresh, so on an idle database a longer wait would
+ * deny CONNECTs as stale while the database works.
+ */
+static int64_t fetch_interval_ms(const struct fa_plugin *plugin)
+{
+	int64_t poll_ms = plugin->config.poll_interval * 1000;
+	int64_t stale_ms = plugin->config.stale_after * 1000 / 2;
+
+	return stale_ms < poll_ms ? stale_ms : poll_ms;
+}
+
 /* Reads input, notifications and results on an established connection. */
 static void service(struct fa_plugin *plugin)
 {
@@ -462,7 +483,7 @@ static void service(struct fa_plugin *plugin)
 	    feed->query != FA_QUERY_NONE)
 		return;
 	if (feed->fetch_wanted ||
-	    now_ms - feed->last_fetch_ms >= plugin->config.poll_interval * 1000)
+	    now_ms - feed->last_fetch_ms >= fetch_interval_ms(plugin))
 		send_fetch(plugin);
 }
 

@@ -153,6 +153,23 @@ bool fa_throttle_blocked(struct fa_plugin *plugin, const char *address)
 	       rec->failures >= plugin->config.failed_connect_limit;
 }
 
+size_t fa_throttle_blocked_count(const struct fa_plugin *plugin)
+{
+	const struct fa_map *map = &plugin->throttle;
+	size_t count = 0;
+
+	if (plugin->config.failed_connect_limit == 0)
+		return 0;
+	for (size_t i = 0; i < map->capacity; i++) {
+		const struct fa_throttle_rec *rec = map->slots[i].record;
+
+		if (map->slots[i].hash >= 2 && window_open(plugin, rec) &&
+		    rec->failures >= plugin->config.failed_connect_limit)
+			count++;
+	}
+	return count;
+}
+
 void fa_throttle_purge(struct fa_plugin *plugin)
 {
 	struct fa_map *map = &plugin->throttle;
@@ -218,6 +235,7 @@ void fa_throttle_fail(struct fa_plugin *plugin, const char *address)
 	if (rec->failures == plugin->config.failed_connect_limit) {
 		char safe[130];
 
+		plugin->metrics.throttle_limit_reached++;
 		fa_log_safe_copy(safe, sizeof(safe), address);
 		mosquitto_log_printf(
 		        MOSQ_LOG_WARNING,

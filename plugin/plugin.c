@@ -53,6 +53,10 @@ static const struct fa_option plugin_options[] = {
          "seconds between merged denial log lines per reason"},
         {"poll_interval", FA_OPT_INT, "5", 1, 300, CONFIG_FIELD(poll_interval),
          "seconds between change_log polls when no notification arrives"},
+        {"metrics_interval", FA_OPT_INT, "10", 0, 3600,
+         CONFIG_FIELD(metrics_interval),
+         "seconds between publishing the counters on $SYS/fleetauth/ and "
+         "logging their summary; 0 disables both"},
 };
 
 #define OPTION_COUNT (sizeof(plugin_options) / sizeof(plugin_options[0]))
@@ -200,6 +204,7 @@ static void sweep(struct fa_plugin *plugin)
 		fa_throttle_purge(plugin);
 	}
 	fa_deny_flush(plugin, false);
+	fa_metrics_tick(plugin);
 	if (plugin->now_s - plugin->ticks_since_s >= 60) {
 		mosquitto_log_printf(
 		        MOSQ_LOG_DEBUG,
@@ -332,6 +337,7 @@ static struct fa_plugin *plugin_new(void)
 	            offsetof(struct fa_throttle_rec, address));
 	fa_feed_init(plugin);
 	fa_plugin_refresh_clock(plugin);
+	fa_metrics_init(plugin);
 	plugin->last_sweep_s = plugin->now_s;
 	plugin->last_throttle_purge_s = plugin->now_s;
 	plugin->ticks_since_s = plugin->now_s;

@@ -145,7 +145,7 @@ enum fa_deny_reason fa_session_check(const struct fa_plugin *plugin,
 		return FA_DENY_COUNT;
 	if (session->kind == FA_IDENTITY_DEVICE)
 		return check_device(plugin, session);
-	if (session->exp + plugin->config.leeway < plugin->now_s)
+	if (plugin->now_s >= session->exp + plugin->config.leeway)
 		return FA_DENY_SESSION_EXPIRED;
 	return fa_check_user_claims(plugin->state, session->id, session->role,
 	                            session->carrier, session->family,
