@@ -76,7 +76,7 @@ static bool action_valid(const char *s)
 	return true;
 }
 
-static cJSON *event_json(const PGresult *res, int row)
+cJSON *fa_audit_event_json(const PGresult *res, int row)
 {
 	cJSON *item = cJSON_CreateObject();
 	const char *names[] = {"at",      "actor",   "action",    "target",
@@ -144,13 +144,11 @@ void fa_audit_list(struct fa_request *req)
 	params[2] = action;
 	params[3] = actor;
 	result = fa_db_exec(req->db, &res,
-	                    "SELECT id, to_char(at AT TIME ZONE 'UTC', "
-	                    "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), actor, "
-	                    "action, target, outcome, address, request_id, "
-	                    "detail::text FROM audit_events WHERE id > $1 "
-	                    "AND ($3::text IS NULL OR action = $3) "
-	                    "AND ($4::text IS NULL OR actor = $4) "
-	                    "ORDER BY id LIMIT $2",
+	                    FA_AUDIT_EVENT_SELECT
+	                    " WHERE e.id > $1 "
+	                    "AND ($3::text IS NULL OR e.action = $3) "
+	                    "AND ($4::text IS NULL OR e.actor = $4 "
+	                    "OR ea.pseudonym = $4) ORDER BY e.id LIMIT $2",
 	                    4, params);
 	if (result != FA_OK) {
 		fa_reply_db_error(req, result);
@@ -160,7 +158,7 @@ void fa_audit_list(struct fa_request *req)
 	items = cJSON_AddArrayToObject(reply, "items");
 	rows = PQntuples(res);
 	for (i = 0; i < rows && i < limit; i++)
-		cJSON_AddItemToArray(items, event_json(res, i));
+		cJSON_AddItemToArray(items, fa_audit_event_json(res, i));
 	if (rows > limit)
 		cJSON_AddStringToObject(reply, "next",
 		                        PQgetvalue(res, (int)limit - 1, 0));

@@ -59,6 +59,9 @@ static struct fa_option options[] = {
             "largest accepted request body in bytes"),
         OPT(log_level, FA_OPT_STRING, "info", 0, 0,
             "debug, info, warning or error"),
+        OPT(metrics_allow, FA_OPT_STRING, "127.0.0.1,::1", 0, 0,
+            "client addresses allowed to read GET /metrics: numeric "
+            "addresses separated by commas, or any"),
 };
 
 #define OPTION_COUNT (sizeof(options) / sizeof(options[0]))

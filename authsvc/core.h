@@ -67,6 +67,32 @@ fa_result fa_schema_version(PGconn *db, long long *version);
 
 int fa_cmd_bootstrap(struct fa_service *svc, int argc, char **argv);
 
+/* audit.c */
+
+/*
+ * Start of a query over audit_events e that shows the pseudonym of an
+ * erased principal (table erased_principals, joined as ea for the actor and
+ * et for the target) in place of its id. The columns are those that
+ * fa_audit_event_json reads. Append WHERE and ORDER BY clauses.
+ */
+#define FA_AUDIT_EVENT_SELECT                                                  \
+	"SELECT e.id, to_char(e.at AT TIME ZONE 'UTC', "                       \
+	"'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "                               \
+	"COALESCE(ea.pseudonym, e.actor), e.action, "                          \
+	"COALESCE(et.pseudonym, e.target), e.outcome, e.address, "             \
+	"e.request_id, e.detail::text FROM audit_events e "                    \
+	"LEFT JOIN erased_principals ea ON ea.id = e.actor "                   \
+	"LEFT JOIN erased_principals et ON et.id = e.target"
+
+/* Converts one row of an FA_AUDIT_EVENT_SELECT result into a new JSON
+ * object owned by the caller. */
+cJSON *fa_audit_event_json(const PGresult *res, int row);
+
+/* kek.c */
+
+/* Runs "fleetauthd kek status|rewrap"; returns the process exit status. */
+int fa_cmd_kek(struct fa_service *svc, int argc, char **argv);
+
 /* routes.c */
 
 /*
@@ -91,6 +117,8 @@ void fa_users_get(struct fa_request *req);
 void fa_users_update(struct fa_request *req);
 void fa_users_delete(struct fa_request *req);
 void fa_users_revoke_sessions(struct fa_request *req);
+void fa_users_export(struct fa_request *req);
+void fa_users_erase(struct fa_request *req);
 void fa_loads_create(struct fa_request *req);
 void fa_loads_list(struct fa_request *req);
 void fa_loads_assign(struct fa_request *req);

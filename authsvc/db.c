@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core.h"
+#include "metrics.h"
 
 static pthread_key_t worker_key;
 static pthread_once_t worker_key_once = PTHREAD_ONCE_INIT;
@@ -45,6 +46,7 @@ fa_result fa_db_connect(const struct fa_service *svc, PGconn **conn_out)
 		       "database_url: %.*s",
 		       (int)strcspn(message, "\n"), message);
 		PQfinish(conn);
+		fa_metrics_db_error();
 		return FA_ERR_IO;
 	}
 	PQsetNoticeProcessor(conn, log_notice, NULL);
@@ -170,6 +172,8 @@ fa_result fa_db_exec(PGconn *db, PGresult **res_out, const char *sql,
 	}
 	log_failure(db, res, sql);
 	result = classify_error(db, res);
+	if (result == FA_ERR_IO)
+		fa_metrics_db_error();
 	PQclear(res);
 	return result;
 }

@@ -20,6 +20,7 @@
 #include <microhttpd.h>
 
 #include "core.h"
+#include "metrics.h"
 
 /* Per-connection memory of libmicrohttpd: request line, headers and read
  * buffer. Bodies are copied into struct upload and do not count here. */
@@ -545,6 +546,16 @@ static void log_request(const struct fa_request *req, const struct upload *up)
 	       "request");
 }
 
+static bool has_header(const struct fa_request *req, const char *name)
+{
+	const struct fa_header *header;
+
+	for (header = req->headers; header != NULL; header = header->next)
+		if (strcasecmp(header->name, name) == 0)
+			return true;
+	return false;
+}
+
 static enum MHD_Result send_response(struct MHD_Connection *connection,
                                      struct fa_request *req)
 {
@@ -568,7 +579,10 @@ static enum MHD_Result send_response(struct MHD_Connection *connection,
 		MHD_add_response_header(response, "Content-Type",
 		                        req->content_type);
 	MHD_add_response_header(response, "X-Request-Id", req->request_id);
-	MHD_add_response_header(response, "Cache-Control", "no-store");
+	/* Responses carry tokens and account data, so nothing is cached
+	 * unless the handler set its own Cache-Control (the JWKS does). */
+	if (!has_header(req, "Cache-Control"))
+		MHD_add_response_header(response, "Cache-Control", "no-store");
 	MHD_add_response_header(response, "X-Content-Type-Options", "nosniff");
 	for (header = req->headers; header != NULL; header = header->next)
 		MHD_add_response_header(response, header->name, header->value);
@@ -631,6 +645,8 @@ static enum MHD_Result respond(struct fa_service *svc,
 	if (up->data != NULL)
 		fa_wipe(up->data, up->len);
 	ret = send_response(connection, &req);
+	fa_metrics_request(req.route, method, req.status,
+	                   elapsed_ms(&up->started) / 1000.0);
 	log_request(&req, up);
 	free_request(&req);
 	return ret;

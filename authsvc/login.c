@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "fa_crypto.h"
+#include "metrics.h"
 #include "password.h"
 #include "refresh.h"
 #include "service.h"
@@ -107,6 +108,10 @@ static void reply_internal(struct fa_request *req, fa_result result,
 {
 	fa_request_log(req, FA_LOG_ERROR, "%s failed: %s", what,
 	               fa_result_str(result));
+	if (strcmp(req->route->pattern, "/v1/auth/refresh") == 0)
+		fa_metrics_refresh(FA_METRICS_REFRESH_ERROR);
+	else if (strcmp(req->route->pattern, "/v1/auth/logout") != 0)
+		fa_metrics_login(FA_METRICS_LOGIN_ERROR);
 	if (result == FA_ERR_IO)
 		fa_reply_db_error(req, result);
 	else
@@ -131,6 +136,7 @@ static void reply_locked(struct fa_request *req, const char *action,
 	                        (double)state->retry_after);
 	fa_audit(req, action, user, "denied", detail);
 	cJSON_Delete(detail);
+	fa_metrics_login(FA_METRICS_LOGIN_LOCKED);
 	snprintf(message, sizeof(message),
 	         "too many failed attempts: retry after %lld seconds",
 	         state->retry_after);
@@ -170,6 +176,9 @@ static void count_failure(struct fa_request *req, const char *action,
 	cJSON *detail;
 
 	audit_reason(req, action, user, "failure", reason);
+	fa_metrics_login(strcmp(action, "login.totp") == 0
+	                         ? FA_METRICS_LOGIN_MFA_FAILED
+	                         : FA_METRICS_LOGIN_BAD_CREDENTIALS);
 	if (fa_throttle_failure(req->db, &req->svc->config, user,
 	                        req->client_address, &state) != FA_OK) {
 		fa_request_log(req, FA_LOG_ERROR,
@@ -178,6 +187,7 @@ static void count_failure(struct fa_request *req, const char *action,
 	}
 	if (state.retry_after == 0)
 		return;
+	fa_metrics_lockout();
 	detail = cJSON_CreateObject();
 	cJSON_AddStringToObject(detail, "scope",
 	                        state.scope == FA_THROTTLE_ADDRESS ? "address"
@@ -278,6 +288,7 @@ static void start_session(struct fa_request *req, const struct user_row *user,
 	}
 	fa_throttle_success(req->db, user->id);
 	audit_reason(req, action, user->id, "success", NULL);
+	fa_metrics_login(FA_METRICS_LOGIN_SUCCESS);
 	fa_reply_json(req, 200, body);
 	body = NULL;
 out:
@@ -324,6 +335,7 @@ static void start_mfa(struct fa_request *req, const struct user_row *user)
 	cJSON_AddStringToObject(body, "mfa_token", token);
 	cJSON_AddNumberToObject(body, "expires_in",
 	                        (double)req->svc->config.mfa_token_ttl);
+	fa_metrics_login(FA_METRICS_LOGIN_MFA_REQUIRED);
 	fa_reply_json(req, 200, body);
 out:
 	fa_wipe(token, sizeof(token));
@@ -388,6 +400,7 @@ static void handle_login(struct fa_request *req)
 	}
 	if (!user.active) {
 		audit_reason(req, "login", user.id, "denied", "user_inactive");
+		fa_metrics_login(FA_METRICS_LOGIN_BAD_CREDENTIALS);
 		fa_reply_status(req, 401, LOGIN_FAILED);
 		goto out;
 	}
@@ -660,6 +673,12 @@ static void refresh_rejected(struct fa_request *req,
 {
 	const char *user = found->user[0] != '\0' ? found->user : NULL;
 
+	if (found->outcome == FA_REFRESH_REUSED) {
+		fa_metrics_refresh(FA_METRICS_REFRESH_REUSED);
+		fa_metrics_refresh_reuse();
+	} else {
+		fa_metrics_refresh(FA_METRICS_REFRESH_INVALID);
+	}
 	if (found->outcome == FA_REFRESH_OUTSIDE_WINDOW) {
 		reply_outside_window(req, "refresh", user, found->window);
 		return;
@@ -721,6 +740,7 @@ static void handle_refresh(struct fa_request *req)
 		goto out;
 	}
 	audit_reason(req, "refresh", found.user, "success", NULL);
+	fa_metrics_refresh(FA_METRICS_REFRESH_SUCCESS);
 	fa_reply_json(req, 200, body);
 	body = NULL;
 out:

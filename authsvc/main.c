@@ -35,7 +35,10 @@ static void print_usage(FILE *out)
 	        "then exit\n"
 	        "  signing-key ...       import or generate token signing "
 	        "keys\n"
-	        "  ca ...                create or import the fleet CA\n",
+	        "  ca ...                create or import the fleet CA\n"
+	        "  kek status|rewrap     count secrets per key-encryption "
+	        "key, or re-encrypt\n"
+	        "                        them under the current kek_id\n",
 	        FA_DEFAULT_CONFIG_PATH);
 	fprintf(out, "\nconfiguration options (environment FLEETAUTHD_<NAME> "
 	             "overrides the file):\n");
@@ -49,7 +52,7 @@ static bool command_needs_kek(const char *command)
 	return strcmp(command, "serve") == 0 ||
 	       strcmp(command, "check-config") == 0 ||
 	       strcmp(command, "signing-key") == 0 ||
-	       strcmp(command, "ca") == 0;
+	       strcmp(command, "ca") == 0 || strcmp(command, "kek") == 0;
 }
 
 /* Connects to the database before serving, so that a wrong database_url
@@ -100,6 +103,8 @@ static int run_command(struct fa_service *svc, const char *command, int argc,
 		return fa_cmd_migrate(svc);
 	if (strcmp(command, "bootstrap") == 0)
 		return fa_cmd_bootstrap(svc, argc, argv);
+	if (strcmp(command, "kek") == 0)
+		return fa_cmd_kek(svc, argc, argv);
 	if (strcmp(command, "check-config") == 0) {
 		printf("configuration %s is valid\n",
 		       svc->config_path != NULL ? svc->config_path
@@ -113,7 +118,7 @@ static bool command_known(const char *command)
 {
 	static const char *const commands[] = {
 	        "serve",       "migrate", "bootstrap", "check-config",
-	        "signing-key", "ca",      NULL};
+	        "signing-key", "ca",      "kek",       NULL};
 	size_t i;
 
 	for (i = 0; commands[i] != NULL; i++) {

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core.h"
+#include "metrics.h"
 
 /* The auth and device modules may be missing from a build; their tables
  * are then NULL and skipped. */
@@ -15,6 +16,9 @@ const struct fa_route fa_core_routes[] = {
         {"GET", "/healthz", fa_health_live, FA_ROUTE_PUBLIC | FA_ROUTE_NO_DB,
          NULL},
         {"GET", "/readyz", fa_health_ready, FA_ROUTE_PUBLIC | FA_ROUTE_NO_DB,
+         NULL},
+        /* Public for the router, but metrics.c checks metrics_allow. */
+        {"GET", "/metrics", fa_metrics_serve, FA_ROUTE_PUBLIC | FA_ROUTE_NO_DB,
          NULL},
         {"POST", "/v1/carriers", fa_carriers_create, FA_ROUTE_BODY,
          "carriers:write"},
@@ -28,6 +32,9 @@ const struct fa_route fa_core_routes[] = {
         {"DELETE", "/v1/users/{id}", fa_users_delete, 0, "users:write"},
         {"POST", "/v1/users/{id}/revoke-sessions", fa_users_revoke_sessions,
          FA_ROUTE_BODY_OPTIONAL, "users:write"},
+        {"GET", "/v1/users/{id}/export", fa_users_export, 0, "users:read"},
+        {"POST", "/v1/users/{id}/erase", fa_users_erase, FA_ROUTE_BODY_OPTIONAL,
+         "users:write"},
         {"POST", "/v1/loads", fa_loads_create, FA_ROUTE_BODY, "loads:write"},
         {"GET", "/v1/loads", fa_loads_list, 0, "loads:read"},
         {"PUT", "/v1/loads/{id}/assignment", fa_loads_assign, FA_ROUTE_BODY,

@@ -65,6 +65,7 @@ struct fa_service_config {
 	long long worker_threads;
 	long long max_body_bytes;
 	char *log_level;
+	char *metrics_allow; /* "any" or "addr,addr"; see metrics.h */
 };
 
 /*

@@ -575,9 +575,9 @@ void fa_handle_jwks(struct fa_request *req)
 		}
 		cJSON_AddItemToArray(keys, jwk);
 	}
-	/* TODO: send Cache-Control: max-age=60 here once http.c lets a
-	 * handler replace its default no-store; verifiers then refetch the
-	 * JWKS on every request. */
+	/* A verifier that meets an unknown kid refetches at once, so the
+	 * cache lifetime only delays when it drops a retired key. */
+	fa_reply_header(req, "Cache-Control", "public, max-age=60");
 	fa_reply_json(req, 200, doc);
 	doc = NULL;
 out:

@@ -649,9 +649,9 @@ static fa_result delete_user(struct fa_request *req, const struct user_row *row,
 	return result;
 }
 
-/* NOTE: a deleted user keeps its row and personal data (username, role,
- * carrier), so that the audit trail and assignments still resolve. Erasing
- * personal data is not implemented yet. */
+/* A deleted user keeps its row and personal data (username, role,
+ * carrier), so that the audit trail and assignments still resolve.
+ * POST /v1/users/{id}/erase (privacy.c) removes the personal data. */
 void fa_users_delete(struct fa_request *req)
 {
 	struct user_row row;

@@ -183,6 +183,55 @@ static int users_revoke_sessions(struct ctl *ctl, const struct ctl_args *args)
 	                   "revoked every session of");
 }
 
+/* Prints the export document as JSON whatever the output format, because
+ * it is nested and meant to be saved as a file. */
+static int users_export(struct ctl *ctl, const struct ctl_args *args)
+{
+	cJSON *json = NULL;
+	char path[160];
+
+	if (!ctl_object_path(ctl, path, sizeof(path), "/v1/users", "user id",
+	                     args->positional[0], "/export"))
+		return CTL_EXIT_USAGE;
+	if (!ctl_call(ctl, "GET", path, NULL, CTL_AUTH_REQUIRED, &json))
+		return CTL_EXIT_FAILURE;
+	ctl_print_json(json);
+	cJSON_Delete(json);
+	return CTL_EXIT_OK;
+}
+
+static int users_erase(struct ctl *ctl, const struct ctl_args *args)
+{
+	static const char *const names[] = {"pseudonym",
+	                                    "revoked_families",
+	                                    "deleted_device_keys",
+	                                    "deleted_totp",
+	                                    "unbound_devices",
+	                                    "deleted_assignments",
+	                                    NULL};
+	cJSON *json = NULL;
+	char path[160];
+	char message[160];
+
+	if (ctl_arg(ctl, "yes") == NULL) {
+		ctl_error(ctl, "erasing cannot be undone; repeat with --yes");
+		return CTL_EXIT_USAGE;
+	}
+	if (!ctl_object_path(ctl, path, sizeof(path), "/v1/users", "user id",
+	                     args->positional[0], "/erase"))
+		return CTL_EXIT_USAGE;
+	if (!ctl_call(ctl, "POST", path, NULL, CTL_AUTH_REQUIRED, &json))
+		return CTL_EXIT_FAILURE;
+	snprintf(message, sizeof(message), "erased the personal data of %s",
+	         args->positional[0]);
+	return ctl_finish(ctl, json, message, names);
+}
+
+static const struct ctl_option erase_options[] = {
+        {"yes", NULL, "confirm the erasure, which cannot be undone"},
+        {NULL, NULL, NULL},
+};
+
 static const struct ctl_option create_options[] = {
         {"role", "ROLE",
          "role of the new user: system_admin, system_operator, "
@@ -236,6 +285,20 @@ static const struct ctl_command users_commands[] = {
          "Revoke every refresh-token family of a user; brokers disconnect "
          "the clients that used those logins.",
          NULL, NULL, users_revoke_sessions},
+        {"export", "USER_ID", 1, 1,
+         "Print every piece of personal data stored about a user as JSON.",
+         "Allowed for system_admin, the fleet_manager of the user's "
+         "carrier, and the user themself. The audit events list the "
+         "pseudonym of erased users in place of their id.",
+         NULL, users_export},
+        {"erase", "USER_ID", 1, 1,
+         "Erase a user's personal data (system_admin; cannot be undone).",
+         "Replaces the password hash with an unusable value, deletes the "
+         "TOTP seed, device keys and load assignments, unbinds the user's "
+         "phones, revokes every session and marks the user deleted. The id "
+         "stays reserved, and the audit trail shows a random pseudonym in "
+         "its place.",
+         erase_options, users_erase},
         {NULL, NULL, 0, 0, NULL, NULL, NULL, NULL},
 };
 

@@ -17,6 +17,7 @@ const struct ctl_group *const ctl_groups[] = {
         &ctl_group_loads,
         &ctl_group_api_keys,
         &ctl_group_signing_keys,
+        &ctl_group_ca,
         &ctl_group_audit,
         &ctl_group_status,
         NULL,

@@ -120,6 +120,7 @@ extern const struct ctl_group ctl_group_devices;
 extern const struct ctl_group ctl_group_loads;
 extern const struct ctl_group ctl_group_api_keys;
 extern const struct ctl_group ctl_group_signing_keys;
+extern const struct ctl_group ctl_group_ca;
 extern const struct ctl_group ctl_group_audit;
 extern const struct ctl_group ctl_group_status;
 

@@ -211,4 +211,16 @@ fa_expect_contains "$(cat "$FA_TMP/import.err")" "P-256" "import error"
 if "$FLEETAUTHD" -c "$conf" signing-key rotate 2>/dev/null; then
 	fa_fail "unknown signing-key action succeeded"
 fi
+
+# The JWKS may be cached for a minute; token responses never.
+jwks_headers=$(curl -s -D - -o /dev/null --max-time "$FA_CLIENT_TIMEOUT" \
+	"$FLEETAUTH_URL/.well-known/jwks.json" | tr -d '\r')
+fa_expect_contains "$jwks_headers" "Cache-Control: public, max-age=60" \
+	"Cache-Control of the JWKS"
+login_headers=$(curl -s -D - -o /dev/null --max-time "$FA_CLIENT_TIMEOUT" \
+	-H 'Content-Type: application/json' \
+	--data-binary '{"username":"jwks-nobody","password":"not-the-password-1"}' \
+	"$FLEETAUTH_URL/v1/auth/login" | tr -d '\r')
+fa_expect_contains "$login_headers" "Cache-Control: no-store" \
+	"Cache-Control of a login response"
 echo "PASS: $(basename "$0")"
