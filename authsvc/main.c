@@ -8,12 +8,16 @@
 #include <string.h>
 
 #include "core.h"
+#include "signing_keys.h"
 
 /* Present only when the auth and device modules are built in. */
 extern int fa_cmd_signing_key(struct fa_service *svc, int argc, char **argv)
         __attribute__((weak));
 extern int fa_cmd_ca(struct fa_service *svc, int argc, char **argv)
         __attribute__((weak));
+
+/* Prints every route (routes_cmd.c) without reading the configuration. */
+int fa_cmd_routes(int argc, char **argv);
 
 static void print_usage(FILE *out)
 {
@@ -33,6 +37,10 @@ static void print_usage(FILE *out)
 	        "print it once\n"
 	        "  check-config          load the configuration and keys, "
 	        "then exit\n"
+	        "  routes [--long]       print every HTTP route as METHOD "
+	        "PATTERN, sorted;\n"
+	        "                        --long adds the API-key scope and "
+	        "public/credential\n"
 	        "  signing-key ...       import or generate token signing "
 	        "keys\n"
 	        "  ca ...                create or import the fleet CA\n"
@@ -55,6 +63,46 @@ static bool command_needs_kek(const char *command)
 	       strcmp(command, "ca") == 0 || strcmp(command, "kek") == 0;
 }
 
+/*
+ * Opens the current token-signing key once, so that a kek_file that is not
+ * the key the secrets were sealed with stops the start instead of failing
+ * every login. A database without a signing key only warns: the first key
+ * may be imported after the service starts.
+ */
+static bool signing_key_opens(struct fa_service *svc, PGconn *db)
+{
+	EVP_PKEY *key = NULL;
+	enum fa_alg alg;
+	char kid[FA_ID_MAX + 1] = "";
+	fa_result result;
+
+	result = fa_signing_key_current(svc, db, &key, &alg, kid);
+	EVP_PKEY_free(key);
+	if (result == FA_ERR_NOT_FOUND) {
+		fa_log(FA_LOG_WARNING, NULL,
+		       "no current signing key: logins fail until one is "
+		       "added with fleetauthd signing-key import or generate");
+		return true;
+	}
+	if (result == FA_ERR_CRYPTO) {
+		fprintf(stderr,
+		        "fleetauthd: the current signing key %s does not open "
+		        "with kek_id %s from kek_file %s or any kek_previous "
+		        "key; configure the key that sealed it\n",
+		        kid[0] != '\0' ? kid : "(unknown kid)",
+		        svc->config.kek_id, svc->config.kek_file);
+		return false;
+	}
+	if (result != FA_OK) {
+		fprintf(stderr,
+		        "fleetauthd: reading the current signing key failed: "
+		        "%s\n",
+		        fa_result_str(result));
+		return false;
+	}
+	return true;
+}
+
 /* Connects to the database before serving, so that a wrong database_url
  * fails at start rather than on the first request. */
 static int serve(struct fa_service *svc)
@@ -74,6 +122,10 @@ static int serve(struct fa_service *svc)
 		       "database schema version %lld, expected %d: /readyz "
 		       "fails until fleetauthd migrate runs",
 		       version, FLEETAUTH_SCHEMA_VERSION);
+	if (!signing_key_opens(svc, db)) {
+		PQfinish(db);
+		return 1;
+	}
 	PQfinish(db);
 	return fa_http_serve(svc);
 }
@@ -117,8 +169,9 @@ static int run_command(struct fa_service *svc, const char *command, int argc,
 static bool command_known(const char *command)
 {
 	static const char *const commands[] = {
-	        "serve",       "migrate", "bootstrap", "check-config",
-	        "signing-key", "ca",      "kek",       NULL};
+	        "serve",        "migrate",     "bootstrap",
+	        "check-config", "signing-key", "ca",
+	        "kek",          "routes",      NULL};
 	size_t i;
 
 	for (i = 0; commands[i] != NULL; i++) {
@@ -160,6 +213,8 @@ int main(int argc, char **argv)
 		print_usage(stderr);
 		return 2;
 	}
+	if (strcmp(command, "routes") == 0)
+		return fa_cmd_routes(argc - first, argv + first);
 	err[0] = '\0';
 	if (fa_service_init(&svc, config_path, command_needs_kek(command), err,
 	                    sizeof(err)) != FA_OK) {
