@@ -9,6 +9,7 @@
 
 #include "core.h"
 #include "fa_config.h"
+#include "forwarded.h"
 
 #define OPT(name, type, def, min, max, help)                                   \
 	{                                                                      \
@@ -62,6 +63,10 @@ static struct fa_option options[] = {
         OPT(metrics_allow, FA_OPT_STRING, "127.0.0.1,::1", 0, 0,
             "client addresses allowed to read GET /metrics: numeric "
             "addresses separated by commas, or any"),
+        OPT(trusted_proxies, FA_OPT_STRING, "", 0, 0,
+            "reverse proxies whose X-Forwarded-For header names the client "
+            "address: IP addresses or CIDR ranges separated by commas; "
+            "empty trusts none"),
 };
 
 #define OPTION_COUNT (sizeof(options) / sizeof(options[0]))
@@ -104,7 +109,7 @@ static fa_result check_values(const struct fa_service_config *config, char *err,
 		         "issuer and audience must not be empty");
 		return FA_ERR_INVALID;
 	}
-	return FA_OK;
+	return fa_proxy_list_check(config->trusted_proxies, err, err_size);
 }
 
 static fa_result load_one_kek(struct fa_kek *kek, const char *id,

@@ -1170,7 +1170,8 @@ void fa_ca_get_certificate(struct fa_request *req)
 
 	result = fa_ca_chain_pem(req->db, &pem);
 	if (result == FA_ERR_NOT_FOUND) {
-		fa_reply_status(req, 404, "no fleet CA has been set up");
+		fa_reply_problem(req, 404, FA_PROBLEM_NOT_FOUND, "Not found",
+		                 "no fleet CA has been set up");
 		return;
 	}
 	if (result != FA_OK) {
@@ -1202,7 +1203,8 @@ void fa_ca_get_crl(struct fa_request *req)
 	}
 	result = fa_ca_crl(req->svc, req->db, pem, &crl, &crl_len);
 	if (result == FA_ERR_NOT_FOUND) {
-		fa_reply_status(req, 404, "no fleet CA has been set up");
+		fa_reply_problem(req, 404, FA_PROBLEM_NOT_FOUND, "Not found",
+		                 "no fleet CA has been set up");
 		return;
 	}
 	if (result != FA_OK) {

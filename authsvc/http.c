@@ -20,6 +20,7 @@
 #include <microhttpd.h>
 
 #include "core.h"
+#include "forwarded.h"
 #include "metrics.h"
 
 /* Per-connection memory of libmicrohttpd: request line, headers and read
@@ -113,9 +114,18 @@ static const struct standard_problem standard_problems[] = {
         {503, FA_PROBLEM_UNAVAILABLE, "Service unavailable"},
 };
 
+/* Detail of every 404 sent through fa_reply_status. Handlers pass details
+ * such as "no such load" for a missing object and "no such carrier or
+ * object" for another carrier's, so one fixed text keeps the two bodies
+ * byte-identical and the other carrier's ids secret. */
+#define NOT_FOUND_DETAIL "the object does not exist or is not visible to you"
+
 void fa_reply_status(struct fa_request *req, int status, const char *detail)
 {
 	size_t i;
+
+	if (status == 404)
+		detail = NOT_FOUND_DETAIL;
 
 	for (i = 0;
 	     i < sizeof(standard_problems) / sizeof(standard_problems[0]);
@@ -256,6 +266,62 @@ static void client_address(struct MHD_Connection *connection, char *out,
 		snprintf(out, out_size, "unknown");
 }
 
+/* X-Forwarded-For values of one request, joined with commas in the order
+ * they arrived. Longer header sets are cut off and then fail to parse. */
+struct forwarded_values {
+	char text[1024];
+	size_t len;
+	bool overflow;
+};
+
+static enum MHD_Result collect_forwarded(void *cls, enum MHD_ValueKind kind,
+                                         const char *key, const char *value)
+{
+	struct forwarded_values *values = cls;
+	size_t len;
+
+	(void)kind;
+	if (key == NULL || value == NULL ||
+	    strcasecmp(key, "X-Forwarded-For") != 0)
+		return MHD_YES;
+	len = strlen(value);
+	if (values->len + len + 2 > sizeof(values->text)) {
+		values->overflow = true;
+		return MHD_NO;
+	}
+	if (values->len > 0)
+		values->text[values->len++] = ',';
+	memcpy(values->text + values->len, value, len + 1);
+	values->len += len;
+	return MHD_YES;
+}
+
+/*
+ * Sets req->client_address: the peer address, or the X-Forwarded-For entry
+ * chosen by fa_forwarded_client when the peer is a trusted proxy. The
+ * throttle, audit records and logs use it. metrics_allow keeps checking
+ * the TCP peer (req->peer_address), because a forwarded address is only as
+ * trustworthy as the proxy in front.
+ */
+static void set_client_address(struct fa_request *req, char *out,
+                               size_t out_size)
+{
+	const char *trusted = req->svc->config.trusted_proxies;
+	struct forwarded_values values;
+
+	snprintf(out, out_size, "%s", req->peer_address);
+	req->client_address = out;
+	if (trusted == NULL || trusted[0] == '\0')
+		return;
+	memset(&values, 0, sizeof(values));
+	MHD_get_connection_values(req->connection, MHD_HEADER_KIND,
+	                          collect_forwarded, &values);
+	if (values.len == 0 || values.overflow)
+		return;
+	fa_forwarded_client(trusted, req->peer_address, values.text, out,
+	                    out_size);
+}
+
 /* True for "application/json", with optional parameters of which a
  * charset must be utf-8. */
 static bool content_type_is_json(const char *value)
@@ -356,6 +422,101 @@ static bool body_has_nul(const char *data, size_t len)
 	return false;
 }
 
+/* True for the C0 control characters and DEL. */
+static bool is_control(unsigned char c)
+{
+	return c < 0x20 || c == 0x7f;
+}
+
+/*
+ * Decodes the %HH escapes of a path or query argument in place. A decoded
+ * control character, an encoded NUL above all, would cut the C string short
+ * ("/v1/users/x3%00-ignored" would name user x3), so each one is stored as
+ * DEL and reject_control_characters turns the request away with 400.
+ */
+static size_t unescape_url(void *cls, struct MHD_Connection *connection,
+                           char *text)
+{
+	size_t len = MHD_http_unescape(text);
+	size_t i;
+
+	(void)cls;
+	(void)connection;
+	for (i = 0; i < len; i++) {
+		if (is_control((unsigned char)text[i]))
+			text[i] = 0x7f;
+	}
+	return len;
+}
+
+static bool has_control(const char *text)
+{
+	for (; text != NULL && *text != '\0'; text++) {
+		if (is_control((unsigned char)*text))
+			return true;
+	}
+	return false;
+}
+
+static enum MHD_Result find_control(void *cls, enum MHD_ValueKind kind,
+                                    const char *key, const char *value)
+{
+	bool *found = cls;
+
+	(void)kind;
+	if (has_control(key) || has_control(value)) {
+		*found = true;
+		return MHD_NO;
+	}
+	return MHD_YES;
+}
+
+/* Replies 400 and returns true when the decoded path or a query parameter
+ * contains a control character. */
+static bool reject_control_characters(struct fa_request *req)
+{
+	bool found = has_control(req->path);
+
+	if (!found)
+		MHD_get_connection_values(req->connection,
+		                          MHD_GET_ARGUMENT_KIND, find_control,
+		                          &found);
+	if (!found)
+		return false;
+	fa_reply_status(req, 400,
+	                "the path or a query parameter contains a control "
+	                "character, such as an encoded NUL (%00)");
+	return true;
+}
+
+/* True when arrays and objects in data nest deeper than cJSON parses
+ * (CJSON_NESTING_LIMIT levels). Brackets inside strings do not count. */
+static bool nested_too_deeply(const char *data, size_t len)
+{
+	bool in_string = false;
+	size_t depth = 0;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		char c = data[i];
+
+		if (in_string) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_string = false;
+		} else if (c == '"') {
+			in_string = true;
+		} else if (c == '[' || c == '{') {
+			if (++depth > CJSON_NESTING_LIMIT)
+				return true;
+		} else if ((c == ']' || c == '}') && depth > 0) {
+			depth--;
+		}
+	}
+	return false;
+}
+
 /* Parses the body into req->body; replies and returns NULL on error. */
 static cJSON *parse_body(struct fa_request *req, struct upload *up)
 {
@@ -377,6 +538,17 @@ static cJSON *parse_body(struct fa_request *req, struct upload *up)
 		return NULL;
 	}
 	json = cJSON_ParseWithLengthOpts(up->data, up->len, &end, false);
+	if (json == NULL && nested_too_deeply(up->data, up->len)) {
+		char detail[96];
+
+		snprintf(detail, sizeof(detail),
+		         "the body is nested too deeply: use at most %d "
+		         "levels of arrays and objects",
+		         CJSON_NESTING_LIMIT);
+		fa_reply_problem(req, 400, FA_PROBLEM_INVALID_JSON,
+		                 "Invalid JSON", detail);
+		return NULL;
+	}
 	if (json != NULL)
 		end += strspn(end, " \t\r\n");
 	if (json == NULL || end != up->data + up->len ||
@@ -491,6 +663,8 @@ static void dispatch(struct fa_request *req, struct upload *up,
 	char *path_copy;
 	bool path_known = false;
 
+	if (reject_control_characters(req))
+		return;
 	path_copy = strdup(req->path);
 	if (path_copy == NULL) {
 		fa_reply_status(req, 500, NULL);
@@ -615,6 +789,7 @@ static enum MHD_Result respond(struct fa_service *svc,
                                struct upload *up, bool too_large)
 {
 	struct fa_request req;
+	char peer[INET6_ADDRSTRLEN + 1];
 	char address[INET6_ADDRSTRLEN + 1];
 	cJSON *body = NULL;
 	enum MHD_Result ret;
@@ -624,8 +799,9 @@ static enum MHD_Result respond(struct fa_service *svc,
 	req.connection = connection;
 	req.method = method;
 	req.path = url;
-	client_address(connection, address, sizeof(address));
-	req.client_address = address;
+	client_address(connection, peer, sizeof(peer));
+	req.peer_address = peer;
+	set_client_address(&req, address, sizeof(address));
 	new_request_id(&req);
 
 	if (too_large) {
@@ -797,9 +973,13 @@ int fa_http_serve(struct fa_service *svc)
 	pthread_sigmask(SIG_BLOCK, &signals, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	/* The logger comes first so that warnings about the later options
+	 * already go through it. */
 	daemon = MHD_start_daemon(
 	        flags, (uint16_t)svc->config.listen_port, NULL, NULL,
-	        on_request, svc, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+	        on_request, svc, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, NULL,
+	        MHD_OPTION_UNESCAPE_CALLBACK, unescape_url, NULL,
+	        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
 	        MHD_OPTION_THREAD_POOL_SIZE,
 	        (unsigned int)svc->config.worker_threads,
 	        MHD_OPTION_CONNECTION_MEMORY_LIMIT,
@@ -807,7 +987,7 @@ int fa_http_serve(struct fa_service *svc)
 	        (unsigned int)CONNECTION_TIMEOUT_SECONDS,
 	        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)CONNECTION_LIMIT,
 	        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-	        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, NULL, MHD_OPTION_END);
+	        MHD_OPTION_END);
 	if (daemon == NULL) {
 		fprintf(stderr,
 		        "fleetauthd: cannot listen on %s port %lld: check "

@@ -444,8 +444,10 @@ void fa_metrics_serve(struct fa_request *req)
 {
 	struct text t = {NULL, 0, 0, false};
 
+	/* The TCP peer, not the X-Forwarded-For client: a proxy in
+	 * trusted_proxies must not open the metrics to everyone behind it. */
 	if (!fa_metrics_allowed(req->svc->config.metrics_allow,
-	                        req->client_address)) {
+	                        req->peer_address)) {
 		fa_reply_status(req, 403,
 		                "the client address is not listed in the "
 		                "metrics_allow option");

@@ -83,14 +83,16 @@ static bool may_export(struct fa_request *req, const struct subject *s)
 		return true;
 	if (caller->role == FA_ROLE_FLEET_MANAGER && same_carrier)
 		return true;
+	if (caller->carrier[0] != '\0' && !same_carrier) {
+		/* Audits request.authorize and replies 404. */
+		fa_require_carrier(req, s->carrier);
+		return false;
+	}
 	fa_audit(req, "user.export", s->id, "denied", NULL);
-	if (caller->carrier[0] != '\0' && !same_carrier)
-		fa_reply_status(req, 404, "no such user");
-	else
-		fa_reply_status(req, 403,
-		                "exporting a user needs system_admin, the "
-		                "fleet_manager of the user's carrier, or the "
-		                "user themself");
+	fa_reply_status(req, 403,
+	                "exporting a user needs system_admin, the "
+	                "fleet_manager of the user's carrier, or the "
+	                "user themself");
 	return false;
 }
 

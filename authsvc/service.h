@@ -65,7 +65,8 @@ struct fa_service_config {
 	long long worker_threads;
 	long long max_body_bytes;
 	char *log_level;
-	char *metrics_allow; /* "any" or "addr,addr"; see metrics.h */
+	char *metrics_allow;   /* "any" or "addr,addr"; see metrics.h */
+	char *trusted_proxies; /* "addr,cidr,..." or ""; see forwarded.h */
 };
 
 /*
@@ -174,7 +175,12 @@ struct fa_request {
 	/* Parsed JSON object for FA_ROUTE_BODY routes (never NULL there),
 	 * and for FA_ROUTE_BODY_OPTIONAL routes when a body was sent. */
 	const cJSON *body;
-	const char *client_address; /* numeric IP, never NULL */
+	/* Numeric IP of the client, never NULL: the TCP peer, or the
+	 * X-Forwarded-For entry when the peer is in trusted_proxies. Used
+	 * by the login and enrollment throttles, audit records and logs. */
+	const char *client_address;
+	/* Numeric IP of the TCP peer, never NULL; metrics_allow checks it. */
+	const char *peer_address;
 	char request_id[FA_REQUEST_ID_LEN + 1];
 	struct fa_caller caller;
 
@@ -303,7 +309,9 @@ enum fa_string_flags {
 	FA_STR_ID = 1,       /* fa_id_valid */
 	FA_STR_NONEMPTY = 2, /* at least one character */
 	FA_STR_TEXT = 4      /* no control characters (U+0000 to U+001F,
-	                      * U+007F) */
+	                      * U+007F) and no bidirectional formatting
+	                      * characters (U+200E, U+200F, U+202A to
+	                      * U+202E, U+2066 to U+2069) */
 };
 
 /*

@@ -1,6 +1,9 @@
 /*
  * Users: create, list, read, change role or status, delete, and revoke all
- * sessions. A caller manages only users whose role their own role covers.
+ * sessions. A caller manages (creates, changes, deletes, revokes the
+ * sessions of) only users whose role is strictly below its own, and may
+ * give only such roles, so that nobody creates or promotes a peer. Only a
+ * system_admin manages users of its own role.
  * A carrier-scoped caller can read only users of its own carrier, and a
  * request for any other user gets 404, so that its existence does not
  * leak.
@@ -67,9 +70,13 @@ static bool role_manages_users(enum fa_role role)
 	return false;
 }
 
+/* True when the caller's role is strictly above role in the hierarchy, or
+ * the caller is a system_admin, which manages every role. */
 static bool caller_manages(const struct fa_caller *caller, enum fa_role role)
 {
-	return role_manages_users(caller->role) &&
+	if (caller->role == FA_ROLE_SYSTEM_ADMIN)
+		return true;
+	return role_manages_users(caller->role) && caller->role != role &&
 	       fa_role_covers(caller->role, role);
 }
 
@@ -85,15 +92,36 @@ static bool caller_sees(const struct fa_caller *caller, enum fa_role role,
 	return carrier[0] == '\0' && fa_role_covers(caller->role, role);
 }
 
+/* Audits a denied request and replies 403. An open transaction is rolled
+ * back first, because the audit row would otherwise go with it. */
 static void deny(struct fa_request *req, const char *action, const char *target,
                  const char *why)
 {
 	cJSON *detail = cJSON_CreateObject();
 
+	fa_db_rollback(req->db);
+
 	cJSON_AddStringToObject(detail, "reason", why);
 	fa_audit(req, action, target, "denied", detail);
 	cJSON_Delete(detail);
 	fa_reply_status(req, 403, why);
+}
+
+/*
+ * Audits a request for a user the caller may not see as request.authorize
+ * denied, as fa_require_carrier does for other objects, and replies the
+ * same 404 as for a missing user. An open transaction is rolled back
+ * first so that the audit row stays.
+ */
+static void deny_invisible(struct fa_request *req, const char *carrier)
+{
+	cJSON *detail = cJSON_CreateObject();
+
+	fa_db_rollback(req->db);
+	cJSON_AddStringToObject(detail, "carrier", carrier);
+	fa_audit(req, "request.authorize", req->path, "denied", detail);
+	cJSON_Delete(detail);
+	fa_reply_status(req, 404, NULL);
 }
 
 /*
@@ -127,11 +155,16 @@ static bool load_user(struct fa_request *req, bool lock, PGresult **res_out,
 	         carrier != NULL ? carrier : "");
 	snprintf(row->status, sizeof(row->status), "%s",
 	         PQgetvalue(*res_out, 0, 3));
-	if ((lock && strcmp(row->status, "deleted") == 0) ||
-	    !caller_sees(&req->caller, row->role, row->carrier)) {
+	if (!caller_sees(&req->caller, row->role, row->carrier)) {
 		PQclear(*res_out);
 		*res_out = NULL;
-		fa_reply_status(req, 404, "no such user");
+		deny_invisible(req, row->carrier);
+		return false;
+	}
+	if (lock && strcmp(row->status, "deleted") == 0) {
+		PQclear(*res_out);
+		*res_out = NULL;
+		fa_reply_status(req, 404, NULL);
 		return false;
 	}
 	return true;
@@ -509,8 +542,9 @@ static bool parse_patch(struct fa_request *req, enum fa_role *role,
 	return true;
 }
 
-/* Checks that the caller may change row (not themselves, and covering
- * both the old and the new role); replies when not. */
+/* Checks that the caller may change row: not themselves, and strictly
+ * above both the old and the new role (see caller_manages). Replies 403
+ * and audits the denial when not. */
 static bool may_change(struct fa_request *req, const char *action,
                        const struct user_row *row, enum fa_role new_role)
 {

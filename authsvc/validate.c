@@ -76,12 +76,33 @@ static bool find_field(struct fa_request *req, const char *field, bool required,
 	return true;
 }
 
+/*
+ * True when the UTF-8 text at s starts with a bidirectional formatting
+ * character: U+200E, U+200F, U+202A to U+202E or U+2066 to U+2069. They
+ * can make a name display differently from the bytes stored (a label that
+ * reads "Truck 7" in a console but compares as another string).
+ */
+static bool starts_with_bidi(const unsigned char *s)
+{
+	if (s[0] != 0xe2)
+		return false;
+	if (s[1] == 0x80)
+		return s[2] == 0x8e || s[2] == 0x8f ||
+		       (s[2] >= 0xaa && s[2] <= 0xae);
+	if (s[1] == 0x81)
+		return s[2] >= 0xa6 && s[2] <= 0xa9;
+	return false;
+}
+
+/* starts_with_bidi reads a byte only after a non-NUL one, so it never
+ * reads past the end of s. */
 static bool text_valid(const char *s)
 {
 	for (; *s != '\0'; s++) {
 		unsigned char c = (unsigned char)*s;
 
-		if (c < 0x20 || c == 0x7f)
+		if (c < 0x20 || c == 0x7f ||
+		    starts_with_bidi((const unsigned char *)s))
 			return false;
 	}
 	return true;
@@ -109,7 +130,10 @@ static bool string_valid(const char *value, size_t max_len, unsigned flags,
 		return false;
 	}
 	if ((flags & FA_STR_TEXT) && !text_valid(value)) {
-		snprintf(why, why_size, "must not contain control characters");
+		snprintf(why, why_size,
+		         "must not contain control characters or "
+		         "bidirectional formatting characters (U+200E, "
+		         "U+200F, U+202A to U+202E, U+2066 to U+2069)");
 		return false;
 	}
 	return true;
@@ -119,7 +143,7 @@ bool fa_json_string(struct fa_request *req, const char *field, bool required,
                     size_t max_len, unsigned flags, const char **out)
 {
 	const cJSON *item;
-	char why[128];
+	char why[192];
 
 	if (!find_field(req, field, required, &item))
 		return false;
@@ -183,8 +207,8 @@ bool fa_json_string_array(struct fa_request *req, const char *field,
 {
 	const cJSON *item;
 	const cJSON *element;
-	char why[160];
-	char reason[128];
+	char why[256];
+	char reason[192];
 	size_t count = 0;
 
 	if (!find_field(req, field, required, &item))

@@ -25,11 +25,9 @@ static int loads_create(struct ctl *ctl, const struct ctl_args *args)
 
 	if (!ctl_check_id(ctl, "load id", id))
 		return CTL_EXIT_USAGE;
-	if (carrier == NULL) {
-		ctl_error(ctl, "missing --carrier");
-		return CTL_EXIT_USAGE;
-	}
-	if (!ctl_check_id(ctl, "carrier id", carrier))
+	/* Without --carrier the server uses the caller's carrier and
+	 * rejects the request from callers that have none. */
+	if (carrier != NULL && !ctl_check_id(ctl, "carrier id", carrier))
 		return CTL_EXIT_USAGE;
 	body = cJSON_CreateObject();
 	if (body == NULL || !ctl_add_string(body, "carrier", carrier) ||
@@ -41,7 +39,9 @@ static int loads_create(struct ctl *ctl, const struct ctl_args *args)
 	if (!ctl_call(ctl, "POST", "/v1/loads", body, CTL_AUTH_REQUIRED, &json))
 		goto out;
 	snprintf(message, sizeof(message), "created load %s of carrier %s", id,
-	         carrier);
+	         ctl_json_str(json, "carrier") != NULL
+	                 ? ctl_json_str(json, "carrier")
+	                 : "(not returned)");
 	status = ctl_finish(ctl, json, message, NULL);
 out:
 	cJSON_Delete(body);
@@ -127,7 +127,9 @@ static int loads_list(struct ctl *ctl, const struct ctl_args *args)
 }
 
 static const struct ctl_option create_options[] = {
-        {"carrier", "ID", "carrier that owns the load (required)"},
+        {"carrier", "ID",
+         "carrier that owns the load (default: your own; required for "
+         "platform roles)"},
         {"reference", "TEXT", "shipper's reference, up to 200 characters"},
         {NULL, NULL, NULL},
 };

@@ -238,9 +238,9 @@ static const struct ctl_option create_options[] = {
          "fleet_manager, fleet_analyst, dispatcher, driver, shipper_admin, "
          "shipping_coordinator, account_manager or warehouse_user"},
         {"carrier", "ID",
-         "carrier the user belongs to; required for fleet_manager, "
-         "fleet_analyst, dispatcher and driver, not allowed for platform "
-         "roles"},
+         "carrier the user belongs to, for fleet_manager, fleet_analyst, "
+         "dispatcher and driver (default: your carrier; platform roles "
+         "must give it); not allowed for platform roles"},
         {"password-file", "FILE",
          "read the initial password from the first line of FILE (\"-\" for "
          "standard input); without it the password is prompted for twice"},

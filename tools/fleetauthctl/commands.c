@@ -123,8 +123,15 @@ bool ctl_object_path(struct ctl *ctl, char *out, size_t out_size,
 {
 	int len;
 
+	size_t kind_len = strlen(what);
+
 	if (!ctl_check_id(ctl, what, id))
 		return false;
+	/* "user id" names the kind "user". */
+	if (kind_len > 3 && strcmp(what + kind_len - 3, " id") == 0)
+		kind_len -= 3;
+	snprintf(ctl->object, sizeof(ctl->object), "%.*s \"%s\"",
+	         (int)kind_len, what, id);
 	len = snprintf(out, out_size, "%s/%s%s", prefix, id, suffix);
 	return len > 0 && (size_t)len < out_size;
 }

@@ -105,6 +105,9 @@ struct ctl {
 	const struct ctl_command *command;
 	const struct ctl_args *args;
 	char where[96]; /* "users create", prefixed to error messages */
+	/* Object named by the request, such as 'user "drv-ann"', set by
+	 * ctl_object_path; a 404 is reported as '<object> not found'. */
+	char object[128];
 };
 
 /* Every command group in help order, terminated by NULL. */
@@ -341,7 +344,9 @@ void ctl_free_json_secret(cJSON *json);
 /* Adds a string member unless value is NULL; false when out of memory. */
 bool ctl_add_string(cJSON *object, const char *name, const char *value);
 
-/* Builds "/prefix/ID/suffix" after checking ID; suffix may be "". */
+/* Builds "/prefix/ID/suffix" after checking ID; suffix may be "". Also
+ * stores the object ('user "ID"' when what is "user id") in ctl->object
+ * for the message of a 404 response. */
 bool ctl_object_path(struct ctl *ctl, char *out, size_t out_size,
                      const char *prefix, const char *what, const char *id,
                      const char *suffix);

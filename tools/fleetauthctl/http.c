@@ -517,6 +517,13 @@ bool ctl_call(struct ctl *ctl, const char *method, const char *path,
 		ctl_error(ctl, "%s", err);
 		return false;
 	}
+	if (resp.status == 404 && ctl->object[0] != '\0') {
+		/* The server sends one detail for every 404, so the kind
+		 * and id of the object the command named are more useful. */
+		ctl_error(ctl, "%s not found (HTTP 404)", ctl->object);
+		ctl_response_free(&resp);
+		return false;
+	}
 	if (resp.status < 200 || resp.status > 299) {
 		ctl_render_problem(resp.status, resp.json, resp.retry_after,
 		                   line, sizeof(line));

@@ -383,8 +383,8 @@ fa_result ctl_settings_load_files(struct ctl_settings *settings, char *err,
 	                       apply_login_pair, err, err_size);
 }
 
-/* Creates the parent folder of path with mode 0700 when missing (one
- * level above it as well, for ~/.local/state/fleetauth). */
+/* Creates every missing folder above path with mode 0700, so that a fresh
+ * home gets ~/.local, ~/.local/state and ~/.local/state/fleetauth. */
 static void make_parent_dirs(const char *path)
 {
 	char dir[PATH_MAX];
@@ -396,15 +396,14 @@ static void make_parent_dirs(const char *path)
 	if (slash == NULL || slash == dir)
 		return;
 	*slash = '\0';
-	if (mkdir(dir, 0700) == 0 || errno != ENOENT)
-		return;
-	slash = strrchr(dir, '/');
-	if (slash == NULL || slash == dir)
-		return;
-	*slash = '\0';
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-		return;
-	*slash = '/';
+	/* Creates each missing level from the top down; levels that exist
+	 * keep their mode. A failure shows up when the file is created. */
+	for (slash = strchr(dir + 1, '/'); slash != NULL;
+	     slash = strchr(slash + 1, '/')) {
+		*slash = '\0';
+		(void)mkdir(dir, 0700);
+		*slash = '/';
+	}
 	(void)mkdir(dir, 0700);
 }
 

@@ -90,6 +90,21 @@ expect_problem 400 invalid-json "raw NUL byte"
 deep=$(printf '[%.0s' {1..5000})
 raw_api "$key" POST /v1/carriers "${json[@]}" --data-binary "$deep"
 expect_problem 400 invalid-json "5000 nested arrays"
+fa_expect_contains "$(body_field .detail)" "nested too deeply" \
+	"detail for 5000 nested arrays"
+# Closed and inside a field, 1001 levels are still too deep; brackets in a
+# string do not count.
+deep=$(printf '[%.0s' {1..1000})1$(printf ']%.0s' {1..1000})
+raw_api "$key" POST /v1/carriers "${json[@]}" --data-binary "{\"a\": $deep}"
+expect_problem 400 invalid-json "1001 nested levels"
+fa_expect_contains "$(body_field .detail)" "nested too deeply" \
+	"detail for 1001 nested levels"
+brackets=$(printf '[%.0s' {1..2000})
+raw_api "$key" POST /v1/carriers "${json[@]}" \
+	--data-binary "{\"id\": \"$brackets\"} trailing"
+expect_problem 400 invalid-json "brackets in a string"
+fa_expect_contains "$(body_field .detail)" "one JSON object" \
+	"detail for brackets in a string"
 
 # A 10 MiB body gets 413 before it is read, with and without
 # "Expect: 100-continue", and the server stays up.

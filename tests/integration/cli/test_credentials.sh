@@ -101,3 +101,24 @@ jq -e '.access_token and .refresh_token' <<<"$CTL_OUT" >/dev/null ||
 	fa_fail "refresh printed no token pair"
 ctl_run --json refresh --refresh-token-file "$FA_TMP/refresh"
 expect_error 1 "HTTP 401" "reused refresh token"
+
+# A fresh home: login creates every missing folder of
+# ~/.local/state/fleetauth with mode 0700.
+home=$(mktemp -d "$FA_TMP/home.XXXXXX")
+HOME=$home XDG_STATE_HOME='' ctl_run login "$user" \
+	--password-file "$password"
+expect_ok "login into a fresh home"
+for dir in .local .local/state .local/state/fleetauth; do
+	[[ -d $home/$dir ]] || fa_fail "login did not create ~/$dir"
+	fa_expect_eq "$(stat -c %a "$home/$dir")" 700 "mode of ~/$dir"
+done
+fa_expect_eq "$(stat -c %a "$home/.local/state/fleetauth/credentials")" 600 \
+	"mode of the credentials file in a fresh home"
+# Folders that exist keep their mode.
+home=$(mktemp -d "$FA_TMP/home.XXXXXX")
+mkdir -m 755 "$home/.local"
+HOME=$home XDG_STATE_HOME='' ctl_run login "$user" \
+	--password-file "$password"
+expect_ok "login with an existing ~/.local"
+fa_expect_eq "$(stat -c %a "$home/.local")" 755 "mode of an existing ~/.local"
+fa_expect_eq "$(stat -c %a "$home/.local/state")" 700 "mode of ~/.local/state"

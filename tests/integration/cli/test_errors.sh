@@ -51,7 +51,13 @@ expect_ok "create carrier"
 ctl_admin carriers create "$carrier"
 expect_error 1 "carriers create: HTTP 409 conflict" "duplicate carrier"
 ctl_admin users show "nobody-$SFX"
-expect_error 1 "users show: HTTP 404 not found" "unknown user"
+expect_error 1 "users show: user \"nobody-$SFX\" not found (HTTP 404)" \
+	"unknown user"
+ctl_admin devices show "trk-$SFX"
+expect_error 1 "device \"trk-$SFX\" not found (HTTP 404)" "unknown device"
+ctl_admin api-keys revoke "key-$SFX"
+expect_error 1 "API key \"key-$SFX\" not found (HTTP 404)" \
+	"unknown API key"
 ctl_admin carriers create "tz-$SFX" --time-zone Mars/Olympus
 expect_error 1 "HTTP 400" "invalid time zone"
 fa_expect_contains "$CTL_ERR" "time_zone" "invalid time zone names the field"
