@@ -3,8 +3,8 @@
  *
  * Keyring concurrency: fa_keyring_add_pem and fa_keyring_remove must not run
  * at the same time as any other call on the same ring. fa_token_verify only
- * reads the ring, its EVP_PKEYs and their prepared contexts
- * (EVP_MD_CTX_copy_ex takes its source as const), so any number of threads
+ * reads the ring, its EVP_PKEYs and their prepared verify contexts
+ * (EVP_PKEY_CTX_dup takes its source as const), so any number of threads
  * may verify concurrently against a ring that is not being modified. The plugin
  * modifies its ring from the broker's single thread between verifications;
  * fleetauthd builds its ring at start-up and then only verifies.
@@ -23,6 +23,7 @@
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rsa.h>
 
 #include "fa_crypto.h"
 #include "fa_roles.h"
@@ -37,11 +38,14 @@
 #define JSON_INT_MAX 9007199254740992.0
 
 /*
- * A key and a digest-verify context initialised for it once. Each
- * verification copies the context, which skips the provider lookups of a
- * fresh EVP_DigestVerifyInit.
+ * A key with the SHA-256 implementation fetched once and a verify context
+ * initialised for it once. Each verification hashes the signing input in
+ * one call and verifies the digest with a duplicate of the context, which
+ * skips the provider lookups of a fresh EVP_PKEY_verify_init. The
+ * duplicate is needed because EVP_PKEY_verify writes to its context, so
+ * one context cannot serve two threads.
  *
- * NOTE: concurrent copies of one context rely on EVP_MD_CTX_copy_ex not
+ * NOTE: concurrent duplicates of one context rely on EVP_PKEY_CTX_dup not
  * modifying its const source. openssl-threads(7) of OpenSSL 3.0 states
  * that a const parameter usually means this, but not always. test_token
  * runs four threads through it, and ThreadSanitizer cannot see inside
@@ -50,8 +54,10 @@
 struct fa_key {
 	char kid[FA_ID_MAX + 1];
 	enum fa_alg alg;
+	size_t sig_len; /* RSA modulus size in bytes; 0 for ES256 */
 	EVP_PKEY *pkey;
-	EVP_MD_CTX *verify_template;
+	EVP_MD *sha256;
+	EVP_PKEY_CTX *verify_template;
 };
 
 /* Keys sorted by kid, so lookups are a binary search. */
@@ -94,9 +100,11 @@ const char *fa_token_status_str(enum fa_token_status status)
 
 static void key_clear(struct fa_key *key)
 {
-	EVP_MD_CTX_free(key->verify_template);
+	EVP_PKEY_CTX_free(key->verify_template);
+	EVP_MD_free(key->sha256);
 	EVP_PKEY_free(key->pkey);
 	key->verify_template = NULL;
+	key->sha256 = NULL;
 	key->pkey = NULL;
 }
 
@@ -180,19 +188,30 @@ static EVP_PKEY *parse_public_pem(const char *pem)
 	return pkey;
 }
 
-/* Prepares a SHA-256 digest-verify context for pkey; NULL on failure. */
-static EVP_MD_CTX *make_verify_template(EVP_PKEY *pkey)
+/*
+ * Prepares a context that verifies a SHA-256 digest signed with pkey:
+ * PKCS#1 v1.5 padding for RSA, a DER ECDSA-Sig-Value for EC. Returns NULL
+ * on failure; the caller frees the context.
+ */
+static EVP_PKEY_CTX *make_verify_template(EVP_PKEY *pkey, const EVP_MD *md,
+                                          enum fa_alg alg)
 {
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
 
 	if (ctx == NULL)
 		return NULL;
-	if (EVP_DigestVerifyInit_ex(ctx, NULL, "SHA256", NULL, NULL, pkey,
-	                            NULL) != 1) {
-		EVP_MD_CTX_free(ctx);
-		return NULL;
-	}
+	if (EVP_PKEY_verify_init(ctx) != 1)
+		goto fail;
+	if (alg == FA_ALG_RS256 &&
+	    EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) != 1)
+		goto fail;
+	if (EVP_PKEY_CTX_set_signature_md(ctx, md) != 1)
+		goto fail;
 	return ctx;
+
+fail:
+	EVP_PKEY_CTX_free(ctx);
+	return NULL;
 }
 
 static fa_result keyring_reserve(struct fa_keyring *ring)
@@ -235,12 +254,17 @@ fa_result fa_keyring_add_pem(struct fa_keyring *ring, const char *kid,
 		result = FA_ERR_INVALID;
 		goto out;
 	}
-	key.verify_template = make_verify_template(key.pkey);
+	key.sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+	if (key.sha256 != NULL)
+		key.verify_template =
+		        make_verify_template(key.pkey, key.sha256, alg);
 	if (key.verify_template == NULL) {
 		result = FA_ERR_CRYPTO;
 		goto out;
 	}
 	key.alg = alg;
+	if (alg == FA_ALG_RS256)
+		key.sig_len = (size_t)EVP_PKEY_get_size(key.pkey);
 	memcpy(key.kid, kid, strlen(kid) + 1);
 
 	index = keyring_search(ring, kid, strlen(kid), &found);
@@ -315,58 +339,432 @@ static bool split_token(const char *token, size_t len, struct jws_parts *p)
 	return p->header_len > 0 && p->payload_len > 0;
 }
 
-/* True when an object has two members with the same name; cJSON would
- * silently use the first, while other parsers use the last. */
-static bool has_duplicate_members(const cJSON *object)
+/* 6-bit value of each base64url character; B64_INVALID for every other
+ * byte. */
+#define B64_INVALID 0xff
+#define X B64_INVALID
+static const uint8_t b64url_values[256] = {
+        X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+        X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+        X,  X,  X,  X,  X,  X,  X,  X,  X,  62, X,  X,  52, 53, 54, 55, 56, 57,
+        58, 59, 60, 61, X,  X,  X,  X,  X,  X,  X,  0,  1,  2,  3,  4,  5,  6,
+        7,  8,  9,  10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24,
+        25, X,  X,  X,  X,  63, X,  26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36,
+        37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, X,  X,  X,
+        X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+        X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+        X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+        X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+        X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+        X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+        X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+        X,  X,  X,  X,
+};
+#undef X
+
+/*
+ * Decodes unpadded base64url into out (out_size bytes) and sets *out_len.
+ * It accepts exactly what fa_b64url_decode accepts: a length of 1 mod 4, a
+ * byte outside the alphabet or non-zero unused bits in the last character
+ * is rejected. It is a table-driven copy of that decoder, four characters
+ * per step, because decoding is on the hot path of every verification.
+ */
+static bool b64url_decode(const char *in, size_t len, uint8_t *out,
+                          size_t out_size, size_t *out_len)
 {
-	for (const cJSON *a = object->child; a != NULL; a = a->next) {
-		for (const cJSON *b = a->next; b != NULL; b = b->next) {
-			if (strcmp(a->string, b->string) == 0)
+	const unsigned char *p = (const unsigned char *)in;
+	size_t full = len / 4;
+	size_t rest = len % 4;
+	size_t need = full * 3 + (rest == 0 ? 0 : rest - 1);
+	size_t o = 0;
+	uint32_t v = 0;
+
+	if (rest == 1 || need > out_size)
+		return false;
+	for (size_t i = 0; i < full; i++, p += 4) {
+		uint32_t a = b64url_values[p[0]];
+		uint32_t b = b64url_values[p[1]];
+		uint32_t c = b64url_values[p[2]];
+		uint32_t d = b64url_values[p[3]];
+		if (((a | b | c | d) & 0x80) != 0)
+			return false;
+		v = a << 18 | b << 12 | c << 6 | d;
+		out[o++] = (uint8_t)(v >> 16);
+		out[o++] = (uint8_t)(v >> 8);
+		out[o++] = (uint8_t)v;
+	}
+	if (rest == 0) {
+		*out_len = o;
+		return true;
+	}
+	v = 0;
+	for (size_t i = 0; i < rest; i++) {
+		uint32_t a = b64url_values[p[i]];
+		if (a == B64_INVALID)
+			return false;
+		v = v << 6 | a;
+	}
+	/* Two characters carry one byte and 4 unused bits, three carry two
+	 * bytes and 2 unused bits. */
+	if (rest == 2) {
+		if ((v & 0xf) != 0)
+			return false;
+		out[o++] = (uint8_t)(v >> 4);
+	} else {
+		if ((v & 0x3) != 0)
+			return false;
+		out[o++] = (uint8_t)(v >> 10);
+		out[o++] = (uint8_t)(v >> 2);
+	}
+	*out_len = o;
+	return true;
+}
+
+/* JSON objects ----------------------------------------------------------- */
+
+/*
+ * A decoded header or payload is read through a flat view of its top-level
+ * members. A small in-place parser builds the view for the common shape of
+ * a token part: an object whose values are printable-ASCII strings without
+ * escapes, integers of at most 15 digits, true, false, null, or arrays of
+ * those scalars. For every such input it yields the values cJSON 1.7 would.
+ * Anything else (escapes, non-ASCII bytes, fractions, exponents, nested
+ * containers, more members than fit) is parsed by cJSON instead and copied
+ * into the same view, so both paths accept the same documents.
+ */
+#define VIEW_MEMBERS 24
+#define VIEW_ITEMS 32
+/* 15 decimal digits are always exact in a double. */
+#define FAST_INT_DIGITS 15
+
+enum json_type { JSON_OTHER, JSON_STRING, JSON_NUMBER, JSON_ARRAY };
+
+/* A scalar, or an element of an array member. */
+struct json_item {
+	enum json_type type;
+	const char *string; /* NUL-terminated, for JSON_STRING */
+	double number;      /* for JSON_NUMBER */
+};
+
+struct json_member {
+	const char *name;
+	struct json_item value;
+	const struct json_item *items; /* for JSON_ARRAY */
+	size_t item_count;
+};
+
+struct json_view {
+	struct json_member *members;
+	size_t count;
+	struct json_member member_buf[VIEW_MEMBERS];
+	struct json_item item_buf[VIEW_ITEMS];
+	cJSON *tree;                      /* set when cJSON parsed the part */
+	struct json_member *heap_members; /* cJSON path only */
+	struct json_item *heap_items;     /* cJSON path only */
+};
+
+static void view_init(struct json_view *view)
+{
+	view->members = NULL;
+	view->count = 0;
+	view->tree = NULL;
+	view->heap_members = NULL;
+	view->heap_items = NULL;
+}
+
+static void view_free(struct json_view *view)
+{
+	cJSON_Delete(view->tree);
+	free(view->heap_members);
+	free(view->heap_items);
+	view->tree = NULL;
+	view->heap_members = NULL;
+	view->heap_items = NULL;
+	view->members = NULL;
+	view->count = 0;
+}
+
+/* Returns the member called name, or NULL. */
+static const struct json_member *view_get(const struct json_view *view,
+                                          const char *name)
+{
+	for (size_t i = 0; i < view->count; i++) {
+		if (strcmp(view->members[i].name, name) == 0)
+			return &view->members[i];
+	}
+	return NULL;
+}
+
+static const char *view_string(const struct json_view *view, const char *name)
+{
+	const struct json_member *m = view_get(view, name);
+
+	return m != NULL && m->value.type == JSON_STRING ? m->value.string
+	                                                 : NULL;
+}
+
+/* True when two members have the same name; cJSON would silently use the
+ * first, while other parsers use the last. */
+static bool view_has_duplicates(const struct json_view *view)
+{
+	for (size_t i = 0; i < view->count; i++) {
+		for (size_t j = i + 1; j < view->count; j++) {
+			if (strcmp(view->members[i].name,
+			           view->members[j].name) == 0)
 				return true;
 		}
 	}
 	return false;
 }
 
+static char *skip_space(char *p)
+{
+	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+		p++;
+	return p;
+}
+
+/* Parses a string without escapes at p (on the opening quote) in place:
+ * the closing quote becomes NUL. Returns the byte after it, or NULL. */
+static char *fast_string(char *p, const char **out)
+{
+	char *start = ++p;
+
+	while (*p >= 0x20 && *p <= 0x7e && *p != '"' && *p != '\\')
+		p++;
+	if (*p != '"')
+		return NULL;
+	*p = '\0';
+	*out = start;
+	return p + 1;
+}
+
+/* Parses -?(0|[1-9][0-9]*) with at most FAST_INT_DIGITS digits, not
+ * followed by a fraction or exponent. Returns the byte after it, or NULL. */
+static char *fast_integer(char *p, double *out)
+{
+	bool negative = *p == '-';
+	int64_t value = 0;
+	int digits = 0;
+
+	if (negative)
+		p++;
+	if (*p == '0' && p[1] >= '0' && p[1] <= '9')
+		return NULL;
+	while (*p >= '0' && *p <= '9' && digits < FAST_INT_DIGITS) {
+		value = value * 10 + (*p - '0');
+		p++;
+		digits++;
+	}
+	if (digits == 0 || (*p >= '0' && *p <= '9') || *p == '.' || *p == 'e' ||
+	    *p == 'E' || *p == '+' || *p == '-')
+		return NULL;
+	/* Negating the double keeps "-0" as -0.0, as strtod returns it. */
+	*out = negative ? -(double)value : (double)value;
+	return p;
+}
+
+/* Parses a string, integer, true, false or null. Returns the byte after
+ * it, or NULL when it is anything else. */
+static char *fast_scalar(char *p, struct json_item *item)
+{
+	item->type = JSON_OTHER;
+	item->string = NULL;
+	item->number = 0;
+	if (*p == '"') {
+		item->type = JSON_STRING;
+		return fast_string(p, &item->string);
+	}
+	if (*p == '-' || (*p >= '0' && *p <= '9')) {
+		item->type = JSON_NUMBER;
+		return fast_integer(p, &item->number);
+	}
+	if (strncmp(p, "true", 4) == 0 || strncmp(p, "null", 4) == 0)
+		return p + 4;
+	if (strncmp(p, "false", 5) == 0)
+		return p + 5;
+	return NULL;
+}
+
+/* Parses an array of scalars at p (on the '['). Returns the byte after the
+ * ']', or NULL. */
+static char *fast_array(char *p, struct json_view *view, size_t *used,
+                        struct json_member *member)
+{
+	member->value.type = JSON_ARRAY;
+	member->value.string = NULL;
+	member->value.number = 0;
+	member->items = &view->item_buf[*used];
+	member->item_count = 0;
+	p = skip_space(p + 1);
+	if (*p == ']')
+		return p + 1;
+	for (;;) {
+		if (*used == VIEW_ITEMS)
+			return NULL;
+		p = fast_scalar(p, &view->item_buf[*used]);
+		if (p == NULL)
+			return NULL;
+		(*used)++;
+		member->item_count++;
+		p = skip_space(p);
+		if (*p == ']')
+			return p + 1;
+		if (*p != ',')
+			return NULL;
+		p = skip_space(p + 1);
+	}
+}
+
+/* Builds the view from the NUL-terminated text in place. False when the
+ * text is outside the subset described above, which is not necessarily
+ * invalid JSON. */
+static bool fast_parse(char *text, struct json_view *view)
+{
+	char *p = skip_space(text);
+	size_t items_used = 0;
+
+	view->members = view->member_buf;
+	view->count = 0;
+	if (*p != '{')
+		return false;
+	p = skip_space(p + 1);
+	if (*p == '}')
+		return *skip_space(p + 1) == '\0';
+	for (;;) {
+		struct json_member *m = &view->member_buf[view->count];
+		if (view->count == VIEW_MEMBERS || *p != '"')
+			return false;
+		p = fast_string(p, &m->name);
+		if (p == NULL)
+			return false;
+		p = skip_space(p);
+		if (*p != ':')
+			return false;
+		p = skip_space(p + 1);
+		m->items = NULL;
+		m->item_count = 0;
+		if (*p == '[')
+			p = fast_array(p, view, &items_used, m);
+		else
+			p = fast_scalar(p, &m->value);
+		if (p == NULL)
+			return false;
+		view->count++;
+		p = skip_space(p);
+		if (*p == '}')
+			return *skip_space(p + 1) == '\0';
+		if (*p != ',')
+			return false;
+		p = skip_space(p + 1);
+	}
+}
+
+static void item_from_cjson(const cJSON *node, struct json_item *item)
+{
+	item->type = JSON_OTHER;
+	item->string = NULL;
+	item->number = 0;
+	if (cJSON_IsString(node)) {
+		item->type = JSON_STRING;
+		item->string = node->valuestring;
+	} else if (cJSON_IsNumber(node)) {
+		item->type = JSON_NUMBER;
+		item->number = node->valuedouble;
+	}
+}
+
+/* Copies the top-level members of a parsed object into the view. Arrays
+ * keep their elements; objects and other values become JSON_OTHER. */
+static bool view_from_cjson(cJSON *tree, struct json_view *view)
+{
+	size_t members = 0;
+	size_t items = 0;
+	const cJSON *m = NULL;
+	const cJSON *e = NULL;
+
+	view->tree = tree;
+	cJSON_ArrayForEach(m, tree)
+	{
+		members++;
+		if (cJSON_IsArray(m))
+			items += (size_t)cJSON_GetArraySize(m);
+	}
+	view->heap_members = calloc(members + 1, sizeof(*view->heap_members));
+	view->heap_items = calloc(items + 1, sizeof(*view->heap_items));
+	if (view->heap_members == NULL || view->heap_items == NULL)
+		return false;
+	view->members = view->heap_members;
+	items = 0;
+	cJSON_ArrayForEach(m, tree)
+	{
+		struct json_member *out = &view->heap_members[view->count++];
+		out->name = m->string;
+		item_from_cjson(m, &out->value);
+		if (!cJSON_IsArray(m))
+			continue;
+		out->value.type = JSON_ARRAY;
+		out->items = &view->heap_items[items];
+		cJSON_ArrayForEach(e, m)
+		{
+			item_from_cjson(e, &view->heap_items[items++]);
+			out->item_count++;
+		}
+	}
+	return true;
+}
+
 /*
- * Decodes one base64url part into buf (PART_MAX + 1 bytes) and parses it as
- * a JSON object. Returns NULL when any step fails; the caller frees the
- * result with cJSON_Delete.
+ * Decodes one base64url part into buf (PART_MAX + 1 bytes) and builds a
+ * view of it as a JSON object. The view points into buf and, on the cJSON
+ * path, into a tree it owns; release it with view_free even on failure.
+ * Returns false when the part is not valid base64url, not a JSON object or
+ * has a repeated member name.
  */
-static cJSON *decode_json_part(const char *part, size_t len, char *buf)
+static bool decode_json_part(const char *part, size_t len, char *buf,
+                             struct json_view *view)
 {
 	size_t decoded_len = 0;
 	const char *end = NULL;
-	cJSON *json = NULL;
+	cJSON *tree = NULL;
 
-	if (fa_b64url_decode(part, len, (uint8_t *)buf, PART_MAX,
-	                     &decoded_len) != FA_OK)
-		return NULL;
+	view->count = 0;
+	if (!b64url_decode(part, len, (uint8_t *)buf, PART_MAX, &decoded_len))
+		return false;
 	if (memchr(buf, '\0', decoded_len) != NULL)
-		return NULL;
+		return false;
 	buf[decoded_len] = '\0';
-	json = cJSON_ParseWithOpts(buf, &end, 1);
-	if (json == NULL)
-		return NULL;
-	if (!cJSON_IsObject(json) || has_duplicate_members(json)) {
-		cJSON_Delete(json);
-		return NULL;
+	if (fast_parse(buf, view))
+		return !view_has_duplicates(view);
+
+	/* fast_parse may have written NULs into buf, so decode again. */
+	view->count = 0;
+	(void)b64url_decode(part, len, (uint8_t *)buf, PART_MAX, &decoded_len);
+	buf[decoded_len] = '\0';
+	tree = cJSON_ParseWithOpts(buf, &end, 1);
+	if (tree == NULL)
+		return false;
+	if (!cJSON_IsObject(tree)) {
+		cJSON_Delete(tree);
+		return false;
 	}
-	return json;
+	if (!view_from_cjson(tree, view))
+		return false;
+	return !view_has_duplicates(view);
 }
 
 /* Header ----------------------------------------------------------------- */
 
-static bool typ_allowed(const cJSON *typ)
+static bool typ_allowed(const struct json_member *typ)
 {
 	if (typ == NULL)
 		return true;
-	if (!cJSON_IsString(typ))
+	if (typ->value.type != JSON_STRING)
 		return false;
 	/* RFC 9068 names the type "at+jwt"; media type names are
 	 * case-insensitive and may carry the "application/" prefix. */
-	return strcasecmp(typ->valuestring, "at+jwt") == 0 ||
-	       strcasecmp(typ->valuestring, "application/at+jwt") == 0;
+	return strcasecmp(typ->value.string, "at+jwt") == 0 ||
+	       strcasecmp(typ->value.string, "application/at+jwt") == 0;
 }
 
 /*
@@ -377,31 +775,30 @@ static bool typ_allowed(const cJSON *typ)
  * understood.
  */
 static enum fa_token_status check_header(const struct fa_keyring *ring,
-                                         const cJSON *header,
+                                         const struct json_view *header,
                                          const struct fa_key **key)
 {
-	const cJSON *alg = cJSON_GetObjectItemCaseSensitive(header, "alg");
-	const cJSON *kid = cJSON_GetObjectItemCaseSensitive(header, "kid");
-	const cJSON *typ = cJSON_GetObjectItemCaseSensitive(header, "typ");
+	const char *alg = view_string(header, "alg");
+	const char *kid = view_string(header, "kid");
+	const struct json_member *typ = view_get(header, "typ");
 	enum fa_alg expected_alg = 0;
 	bool found = false;
 	size_t index = 0;
 
-	if (!cJSON_IsString(alg))
+	if (alg == NULL)
 		return FA_TOKEN_BAD_ALG;
-	if (strcmp(alg->valuestring, "RS256") == 0)
+	if (strcmp(alg, "RS256") == 0)
 		expected_alg = FA_ALG_RS256;
-	else if (strcmp(alg->valuestring, "ES256") == 0)
+	else if (strcmp(alg, "ES256") == 0)
 		expected_alg = FA_ALG_ES256;
 	else
 		return FA_TOKEN_BAD_ALG;
-	if (!cJSON_IsString(kid) || !typ_allowed(typ) ||
-	    cJSON_GetObjectItemCaseSensitive(header, "crit") != NULL)
+	if (kid == NULL || !typ_allowed(typ) ||
+	    view_get(header, "crit") != NULL)
 		return FA_TOKEN_MALFORMED;
-	if (!fa_id_valid(kid->valuestring))
+	if (!fa_id_valid(kid))
 		return FA_TOKEN_UNKNOWN_KID;
-	index = keyring_search(ring, kid->valuestring, strlen(kid->valuestring),
-	                       &found);
+	index = keyring_search(ring, kid, strlen(kid), &found);
 	if (!found)
 		return FA_TOKEN_UNKNOWN_KID;
 	if (ring->keys[index].alg != expected_alg)
@@ -446,22 +843,25 @@ out:
 }
 
 /*
- * Verifies the signature over "header.payload". The raw signature must
- * have the length the key implies: the modulus size for RSA, 64 bytes for
- * ES256.
+ * Verifies the signature over "header.payload": SHA-256 of the signing input
+ * in one call, then a public-key verify of that digest with a duplicate of
+ * the key's prepared context. The raw signature must have the length the
+ * key implies: the modulus size for RSA, 64 bytes for ES256.
  */
 static enum fa_token_status verify_signature(const struct fa_key *key,
                                              const struct jws_parts *parts)
 {
 	uint8_t raw[PART_MAX];
 	uint8_t der[ES256_DER_MAX];
+	uint8_t digest[EVP_MAX_MD_SIZE];
+	unsigned int digest_len = 0;
 	const uint8_t *sig = raw;
 	size_t sig_len = 0;
-	EVP_MD_CTX *ctx = NULL;
+	EVP_PKEY_CTX *ctx = NULL;
 	enum fa_token_status status = FA_TOKEN_BAD_SIGNATURE;
 
-	if (fa_b64url_decode(parts->signature, parts->signature_len, raw,
-	                     sizeof(raw), &sig_len) != FA_OK)
+	if (!b64url_decode(parts->signature, parts->signature_len, raw,
+	                   sizeof(raw), &sig_len))
 		return FA_TOKEN_MALFORMED;
 	if (key->alg == FA_ALG_ES256) {
 		if (sig_len != ES256_SIG_LEN)
@@ -470,24 +870,21 @@ static enum fa_token_status verify_signature(const struct fa_key *key,
 		if (sig_len == 0)
 			return FA_TOKEN_BAD_SIGNATURE;
 		sig = der;
-	} else if (sig_len != (size_t)EVP_PKEY_get_size(key->pkey)) {
+	} else if (sig_len != key->sig_len) {
 		return FA_TOKEN_BAD_SIGNATURE;
 	}
 
-	ctx = EVP_MD_CTX_new();
-	if (ctx == NULL)
-		return FA_TOKEN_BAD_SIGNATURE;
-	if (EVP_MD_CTX_copy_ex(ctx, key->verify_template) != 1)
-		goto out;
 	/* The signing input is the header, the dot and the payload. */
 	size_t input_len = parts->header_len + 1 + parts->payload_len;
-	if (EVP_DigestVerifyUpdate(ctx, parts->header, input_len) != 1)
-		goto out;
-	if (EVP_DigestVerifyFinal(ctx, sig, sig_len) == 1)
+	if (EVP_Digest(parts->header, input_len, digest, &digest_len,
+	               key->sha256, NULL) != 1)
+		return FA_TOKEN_BAD_SIGNATURE;
+	ctx = EVP_PKEY_CTX_dup(key->verify_template);
+	if (ctx == NULL)
+		return FA_TOKEN_BAD_SIGNATURE;
+	if (EVP_PKEY_verify(ctx, sig, sig_len, digest, digest_len) == 1)
 		status = FA_TOKEN_OK;
-
-out:
-	EVP_MD_CTX_free(ctx);
+	EVP_PKEY_CTX_free(ctx);
 	return status;
 }
 
@@ -497,32 +894,32 @@ out:
  * Copies an optional string claim that must be a valid id. Absent leaves
  * out empty; present but not a valid id string fails.
  */
-static bool copy_id_claim(const cJSON *payload, const char *name,
+static bool copy_id_claim(const struct json_view *payload, const char *name,
                           char out[FA_ID_MAX + 1], bool required)
 {
-	const cJSON *item = cJSON_GetObjectItemCaseSensitive(payload, name);
+	const struct json_member *item = view_get(payload, name);
 
 	out[0] = '\0';
 	if (item == NULL)
 		return !required;
-	if (!cJSON_IsString(item) || !fa_id_valid(item->valuestring))
+	if (item->value.type != JSON_STRING || !fa_id_valid(item->value.string))
 		return false;
-	memcpy(out, item->valuestring, strlen(item->valuestring) + 1);
+	memcpy(out, item->value.string, strlen(item->value.string) + 1);
 	return true;
 }
 
 /* Reads a NumericDate claim: an integral JSON number within 2^53. */
-static bool read_time_claim(const cJSON *payload, const char *name,
+static bool read_time_claim(const struct json_view *payload, const char *name,
                             int64_t *out, bool required)
 {
-	const cJSON *item = cJSON_GetObjectItemCaseSensitive(payload, name);
+	const struct json_member *item = view_get(payload, name);
 
 	*out = 0;
 	if (item == NULL)
 		return !required;
-	if (!cJSON_IsNumber(item))
+	if (item->value.type != JSON_NUMBER)
 		return false;
-	double v = item->valuedouble;
+	double v = item->value.number;
 	/* The negated range test also rejects NaN. */
 	if (!(v >= -JSON_INT_MAX && v <= JSON_INT_MAX))
 		return false;
@@ -534,27 +931,26 @@ static bool read_time_claim(const cJSON *payload, const char *name,
 
 /* Reads amr as a bit set; unknown methods are ignored because RFC 8176
  * defines more than the four this product issues. */
-static bool read_amr(const cJSON *payload, unsigned *amr)
+static bool read_amr(const struct json_view *payload, unsigned *amr)
 {
-	const cJSON *list = cJSON_GetObjectItemCaseSensitive(payload, "amr");
-	const cJSON *item = NULL;
+	const struct json_member *list = view_get(payload, "amr");
 
 	*amr = 0;
 	if (list == NULL)
 		return true;
-	if (!cJSON_IsArray(list))
+	if (list->value.type != JSON_ARRAY)
 		return false;
-	cJSON_ArrayForEach(item, list)
-	{
-		if (!cJSON_IsString(item))
+	for (size_t i = 0; i < list->item_count; i++) {
+		const struct json_item *item = &list->items[i];
+		if (item->type != JSON_STRING)
 			return false;
-		if (strcmp(item->valuestring, "pwd") == 0)
+		if (strcmp(item->string, "pwd") == 0)
 			*amr |= FA_AMR_PWD;
-		else if (strcmp(item->valuestring, "otp") == 0)
+		else if (strcmp(item->string, "otp") == 0)
 			*amr |= FA_AMR_OTP;
-		else if (strcmp(item->valuestring, "hwk") == 0)
+		else if (strcmp(item->string, "hwk") == 0)
 			*amr |= FA_AMR_HWK;
-		else if (strcmp(item->valuestring, "bio") == 0)
+		else if (strcmp(item->string, "bio") == 0)
 			*amr |= FA_AMR_BIO;
 	}
 	return true;
@@ -565,15 +961,16 @@ static bool read_amr(const cJSON *payload, unsigned *amr)
  * carrier role needs a carrier and a platform role (system_admin,
  * system_operator) must not have one. Shipper roles may have either.
  */
-static bool read_role(const cJSON *payload, struct fa_token_claims *claims)
+static bool read_role(const struct json_view *payload,
+                      struct fa_token_claims *claims)
 {
-	const cJSON *item = cJSON_GetObjectItemCaseSensitive(payload, "role");
+	const char *name = view_string(payload, "role");
 	enum fa_role role = FA_ROLE_NONE;
 	bool has_carrier = claims->carrier[0] != '\0';
 
-	if (!cJSON_IsString(item))
+	if (name == NULL)
 		return false;
-	role = fa_role_parse(item->valuestring);
+	role = fa_role_parse(name);
 	if (role == FA_ROLE_NONE)
 		return false;
 	if (fa_role_is_carrier_role(role) && !has_carrier)
@@ -586,7 +983,8 @@ static bool read_role(const cJSON *payload, struct fa_token_claims *claims)
 	return true;
 }
 
-static bool read_claims(const cJSON *payload, struct fa_token_claims *claims)
+static bool read_claims(const struct json_view *payload,
+                        struct fa_token_claims *claims)
 {
 	return copy_id_claim(payload, "sub", claims->sub, true) &&
 	       copy_id_claim(payload, "jti", claims->jti, true) &&
@@ -599,30 +997,29 @@ static bool read_claims(const cJSON *payload, struct fa_token_claims *claims)
 	       read_role(payload, claims) && read_amr(payload, &claims->amr);
 }
 
-static bool issuer_matches(const cJSON *payload, const char *issuer)
+static bool issuer_matches(const struct json_view *payload, const char *issuer)
 {
-	const cJSON *iss = cJSON_GetObjectItemCaseSensitive(payload, "iss");
+	const char *iss = view_string(payload, "iss");
 
-	return issuer != NULL && cJSON_IsString(iss) &&
-	       strcmp(iss->valuestring, issuer) == 0;
+	return issuer != NULL && iss != NULL && strcmp(iss, issuer) == 0;
 }
 
 /* aud is a string or an array of strings (RFC 7519, section 4.1.3). */
-static bool audience_matches(const cJSON *payload, const char *audience)
+static bool audience_matches(const struct json_view *payload,
+                             const char *audience)
 {
-	const cJSON *aud = cJSON_GetObjectItemCaseSensitive(payload, "aud");
-	const cJSON *item = NULL;
+	const struct json_member *aud = view_get(payload, "aud");
 
 	if (audience == NULL || aud == NULL)
 		return false;
-	if (cJSON_IsString(aud))
-		return strcmp(aud->valuestring, audience) == 0;
-	if (!cJSON_IsArray(aud))
+	if (aud->value.type == JSON_STRING)
+		return strcmp(aud->value.string, audience) == 0;
+	if (aud->value.type != JSON_ARRAY)
 		return false;
-	cJSON_ArrayForEach(item, aud)
-	{
-		if (cJSON_IsString(item) &&
-		    strcmp(item->valuestring, audience) == 0)
+	for (size_t i = 0; i < aud->item_count; i++) {
+		const struct json_item *item = &aud->items[i];
+		if (item->type == JSON_STRING &&
+		    strcmp(item->string, audience) == 0)
 			return true;
 	}
 	return false;
@@ -647,7 +1044,7 @@ static enum fa_token_status check_times(const struct fa_token_claims *c,
 	return FA_TOKEN_OK;
 }
 
-static enum fa_token_status check_payload(const cJSON *payload,
+static enum fa_token_status check_payload(const struct json_view *payload,
                                           const struct fa_verify_options *o,
                                           struct fa_token_claims *claims)
 {
@@ -663,10 +1060,10 @@ static enum fa_token_status check_payload(const cJSON *payload,
 /*
  * Verifies a compact JWS access token: size, structure, header and key,
  * signature, then issuer, audience, claims and times, in that order, and
- * returns the first failure. Decoded parts live on the stack; cJSON
- * allocates its trees, which are freed before returning. claims is written
- * only on FA_TOKEN_OK. A missing or non-string kid, or a "typ" other than
- * at+jwt, is FA_TOKEN_MALFORMED.
+ * returns the first failure. Decoded parts live on the stack; only a part
+ * outside the fast parser's subset makes cJSON allocate a tree, which is
+ * freed before returning. claims is written only on FA_TOKEN_OK. A missing
+ * or non-string kid, or a "typ" other than at+jwt, is FA_TOKEN_MALFORMED.
  */
 enum fa_token_status fa_token_verify(const struct fa_keyring *ring,
                                      const char *token, size_t len,
@@ -677,8 +1074,8 @@ enum fa_token_status fa_token_verify(const struct fa_keyring *ring,
 	struct jws_parts parts;
 	struct fa_token_claims local;
 	const struct fa_key *key = NULL;
-	cJSON *header = NULL;
-	cJSON *payload = NULL;
+	struct json_view header;
+	struct json_view payload;
 	enum fa_token_status status = FA_TOKEN_MALFORMED;
 
 	if (ring == NULL || token == NULL || options == NULL || claims == NULL)
@@ -688,30 +1085,33 @@ enum fa_token_status fa_token_verify(const struct fa_keyring *ring,
 	if (!split_token(token, len, &parts))
 		return FA_TOKEN_MALFORMED;
 
-	header = decode_json_part(parts.header, parts.header_len, buf);
-	if (header == NULL)
+	view_init(&header);
+	view_init(&payload);
+	/* The header view points into buf, which the payload reuses, so the
+	 * header is checked completely before the payload is decoded. */
+	if (!decode_json_part(parts.header, parts.header_len, buf, &header))
 		goto out;
-	status = check_header(ring, header, &key);
+	status = check_header(ring, &header, &key);
 	if (status != FA_TOKEN_OK)
 		goto out;
 	status = verify_signature(key, &parts);
 	if (status != FA_TOKEN_OK)
 		goto out;
 
-	payload = decode_json_part(parts.payload, parts.payload_len, buf);
-	if (payload == NULL) {
+	if (!decode_json_part(parts.payload, parts.payload_len, buf,
+	                      &payload)) {
 		status = FA_TOKEN_MALFORMED;
 		goto out;
 	}
 	memset(&local, 0, sizeof(local));
-	status = check_payload(payload, options, &local);
+	status = check_payload(&payload, options, &local);
 	if (status != FA_TOKEN_OK)
 		goto out;
 	memcpy(local.kid, key->kid, strlen(key->kid) + 1);
 	*claims = local;
 
 out:
-	cJSON_Delete(header);
-	cJSON_Delete(payload);
+	view_free(&header);
+	view_free(&payload);
 	return status;
 }

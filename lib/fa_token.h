@@ -83,9 +83,11 @@ struct fa_token_claims {
  * repeated member is FA_TOKEN_MALFORMED. issuer and audience in options are
  * required; NULL matches no token.
  *
- * Thread-safe for concurrent calls on one ring that is not being modified.
- * fa_keyring_add_pem and fa_keyring_remove must not run concurrently with
- * anything else on the same ring.
+ * Thread-safe for concurrent calls on one ring that is not being modified:
+ * each call verifies with its own duplicate of the key's prepared
+ * EVP_PKEY_CTX, because EVP_PKEY_verify writes to its context, and keeps no
+ * per-thread state. fa_keyring_add_pem and fa_keyring_remove must not run
+ * concurrently with anything else on the same ring.
  */
 enum fa_token_status fa_token_verify(const struct fa_keyring *ring,
                                      const char *token, size_t len,

@@ -684,6 +684,200 @@ static void token_duplicate_claim(void **state)
 	assert_int_equal(verify_str(token, &claims), FA_TOKEN_MALFORMED);
 }
 
+/* JSON outside the common shape ----------------------------------------- */
+
+/* Signs header and payload (both JSON text) with rsa_key and verifies. */
+static enum fa_token_status verify_json(const char *header, const char *payload,
+                                        struct fa_token_claims *claims)
+{
+	char token[8192];
+
+	make_token(token, sizeof(token), header, payload, SIGN_RS256, rsa_key);
+	return verify_str(token, claims);
+}
+
+static void token_json_escapes_and_forms(void **state)
+{
+	(void)state;
+	char payload[1024];
+	struct fa_token_claims claims;
+
+	/* An escaped character in a claim and in the kid. */
+	payload_with(payload, sizeof(payload), "sub", "\"drv\\u002dann\"");
+	assert_int_equal(verify_json(RS_HEADER, payload, &claims), FA_TOKEN_OK);
+	assert_string_equal(claims.sub, "drv-ann");
+	payload_with(payload, sizeof(payload), NULL, NULL);
+	assert_int_equal(
+	        verify_json("{\"alg\":\"RS256\",\"kid\":\"rsa\\u002d1\"}",
+	                    payload, &claims),
+	        FA_TOKEN_OK);
+	assert_string_equal(claims.kid, "rsa-1");
+
+	/* Exponent and fraction forms of a NumericDate. */
+	payload_with(payload, sizeof(payload), "exp", "1.80000084e9");
+	assert_int_equal(verify_json(RS_HEADER, payload, &claims), FA_TOKEN_OK);
+	assert_int_equal(claims.exp, 1800000840LL);
+	payload_with(payload, sizeof(payload), "exp", "1800000840.5");
+	assert_int_equal(verify_json(RS_HEADER, payload, &claims),
+	                 FA_TOKEN_BAD_CLAIMS);
+	payload_with(payload, sizeof(payload), "exp", "\"1800000840\"");
+	assert_int_equal(verify_json(RS_HEADER, payload, &claims),
+	                 FA_TOKEN_BAD_CLAIMS);
+	/* Leading zeros, which cJSON reads as a decimal number. */
+	payload_with(payload, sizeof(payload), "exp", "0001800000840");
+	assert_int_equal(verify_json(RS_HEADER, payload, &claims), FA_TOKEN_OK);
+	assert_int_equal(claims.exp, 1800000840LL);
+	/* 16 digits, one more than the integers read without cJSON. */
+	payload_with(payload, sizeof(payload), "iat", "1000000000000000");
+	assert_int_equal(verify_json(RS_HEADER, payload, &claims),
+	                 FA_TOKEN_NOT_YET_VALID);
+	payload_with(payload, sizeof(payload), "iat", "-1000000000000000");
+	assert_int_equal(verify_json(RS_HEADER, payload, &claims),
+	                 FA_TOKEN_BAD_CLAIMS);
+
+	/* Nested objects, non-ASCII text and true/null in ignored claims. */
+	payload_with(payload, sizeof(payload), "cnf", "{\"jkt\":\"abc\"}");
+	assert_int_equal(verify_json(RS_HEADER, payload, &claims), FA_TOKEN_OK);
+	payload_with(payload, sizeof(payload), "name", "\"J\xc3\xbcrgen\"");
+	assert_int_equal(verify_json(RS_HEADER, payload, &claims), FA_TOKEN_OK);
+	payload_with(payload, sizeof(payload), "flag", "[true,null,1,\"x\"]");
+	assert_int_equal(verify_json(RS_HEADER, payload, &claims), FA_TOKEN_OK);
+
+	/* Whitespace around every token. */
+	assert_int_equal(
+	        verify_json(
+	                " {\n\t\"alg\" : \"RS256\" ,\r\n \"kid\":\"rsa-1\" } ",
+	                payload, &claims),
+	        FA_TOKEN_OK);
+
+	/* Non-string amr element and aud array without a string match. */
+	payload_with(payload, sizeof(payload), "amr", "[\"pwd\",1]");
+	assert_int_equal(verify_json(RS_HEADER, payload, &claims),
+	                 FA_TOKEN_BAD_CLAIMS);
+	payload_with(payload, sizeof(payload), "aud", "[1,null,\"other\"]");
+	assert_int_equal(verify_json(RS_HEADER, payload, &claims),
+	                 FA_TOKEN_BAD_AUDIENCE);
+	payload_with(payload, sizeof(payload), "aud",
+	             "[\"other\",\"" AUDIENCE "\"]");
+	assert_int_equal(verify_json(RS_HEADER, payload, &claims), FA_TOKEN_OK);
+
+	/* Not JSON, or not an object. */
+	assert_int_equal(verify_json(RS_HEADER, "[1,2]", &claims),
+	                 FA_TOKEN_MALFORMED);
+	payload_with(payload, sizeof(payload), NULL, NULL);
+	strcat(payload, "x");
+	assert_int_equal(verify_json(RS_HEADER, payload, &claims),
+	                 FA_TOKEN_MALFORMED);
+	payload_with(payload, sizeof(payload), "sub", "\"drv-ann");
+	assert_int_equal(verify_json(RS_HEADER, payload, &claims),
+	                 FA_TOKEN_MALFORMED);
+	payload_with(payload, sizeof(payload), "exp", "truex");
+	assert_int_equal(verify_json(RS_HEADER, payload, &claims),
+	                 FA_TOKEN_MALFORMED);
+}
+
+static void token_many_claims(void **state)
+{
+	(void)state;
+	char extra[64][16];
+	struct claim overrides[64];
+	char payload[4096];
+	struct fa_token_claims claims;
+
+	/* Far more members and array elements than a typical token has. */
+	for (int i = 0; i < 64; i++) {
+		snprintf(extra[i], sizeof(extra[i]), "x%d", i);
+		overrides[i].name = extra[i];
+		overrides[i].json = "[\"a\",\"b\"]";
+	}
+	payload_with_claims(payload, sizeof(payload), overrides, 64);
+	assert_int_equal(verify_json(RS_HEADER, payload, &claims), FA_TOKEN_OK);
+	assert_string_equal(claims.sub, "drv-ann");
+
+	/* A repeated claim at the end of the long payload. */
+	strcpy(payload + strlen(payload) - 1, ",\"sub\":\"drv-bob\"}");
+	assert_int_equal(verify_json(RS_HEADER, payload, &claims),
+	                 FA_TOKEN_MALFORMED);
+}
+
+static void token_duplicate_escaped_name(void **state)
+{
+	(void)state;
+	char payload[1024];
+	struct fa_token_claims claims;
+
+	/* "s\u0075b" is "sub" once the escape is decoded. */
+	payload_with(payload, sizeof(payload), NULL, NULL);
+	strcpy(payload + strlen(payload) - 1, ",\"s\\u0075b\":\"drv-bob\"}");
+	assert_int_equal(verify_json(RS_HEADER, payload, &claims),
+	                 FA_TOKEN_MALFORMED);
+	assert_int_equal(verify_json("{\"alg\":\"RS256\",\"kid\":\"rsa-1\","
+	                             "\"\\u0061lg\":\"none\"}",
+	                             payload, &claims),
+	                 FA_TOKEN_MALFORMED);
+	assert_int_equal(verify_json("{\"alg\":\"RS256\",\"kid\":\"rsa-1\","
+	                             "\"kid\":\"rsa-1\"}",
+	                             payload, &claims),
+	                 FA_TOKEN_MALFORMED);
+}
+
+/*
+ * Replaces the last character of a base64url part whose length is 2 or 3
+ * mod 4 by the next one in the alphabet, which sets one of the unused low
+ * bits. The result decodes to the same bytes in a lenient decoder.
+ */
+static void set_unused_bit(char *last)
+{
+	static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	                               "abcdefghijklmnopqrstuvwxyz0123456789-_";
+	const char *at = strchr(alphabet, *last);
+
+	assert_non_null(at);
+	*last = at[1];
+}
+
+static void token_noncanonical_base64(void **state)
+{
+	(void)state;
+	/* 46-byte header: 62 characters, 2 mod 4. */
+	static const char header[] =
+	        "{\"alg\":\"RS256\",\"kid\":\"rsa-1\",\"typ\":\"at+jwt\"}";
+	char payload[1024];
+	char input[2048];
+	char token[4096];
+	uint8_t sig[512];
+	struct fa_token_claims claims;
+
+	for (int extra = 0; extra < 3; extra++) {
+		/* Payload lengths of 0, 1 and 2 mod 3 in turn. */
+		char pad[8] = "";
+		memset(pad, 'p', (size_t)extra);
+		payload_with(payload, sizeof(payload), "pad", "\"\"");
+		snprintf(payload + strlen(payload) - 2, 16, "%s\"}", pad);
+		size_t payload_len = strlen(payload);
+
+		size_t n = b64(header, strlen(header), input, sizeof(input));
+		size_t header_end = n;
+		input[n++] = '.';
+		n += b64(payload, payload_len, input + n, sizeof(input) - n);
+		if (payload_len % 3 != 0)
+			set_unused_bit(&input[n - 1]);
+		size_t sig_len = sign_input(SIGN_RS256, rsa_key, input, sig,
+		                            sizeof(sig));
+		memcpy(token, input, n);
+		token[n] = '.';
+		b64(sig, sig_len, token + n + 1, sizeof(token) - n - 1);
+		enum fa_token_status expected =
+		        payload_len % 3 != 0 ? FA_TOKEN_MALFORMED : FA_TOKEN_OK;
+		assert_int_equal(verify_str(token, &claims), expected);
+
+		/* The header part, which is checked before the signature. */
+		set_unused_bit(&token[header_end - 1]);
+		assert_int_equal(verify_str(token, &claims),
+		                 FA_TOKEN_MALFORMED);
+	}
+}
+
 /* Structure and size ----------------------------------------------------- */
 
 static void token_structure(void **state)
@@ -1001,6 +1195,10 @@ int main(void)
 	        cmocka_unit_test(token_required_claims),
 	        cmocka_unit_test(token_role_carrier_rules),
 	        cmocka_unit_test(token_duplicate_claim),
+	        cmocka_unit_test(token_json_escapes_and_forms),
+	        cmocka_unit_test(token_many_claims),
+	        cmocka_unit_test(token_duplicate_escaped_name),
+	        cmocka_unit_test(token_noncanonical_base64),
 	        cmocka_unit_test(token_structure),
 	        cmocka_unit_test(token_size_limit),
 	        cmocka_unit_test(token_claims_untouched_on_failure),

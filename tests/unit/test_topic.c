@@ -395,6 +395,43 @@ static void topic_length_limit(void **state)
 	free(over);
 }
 
+static void topic_name_wildcards_rejected(void **state)
+{
+	(void)state;
+	static const char *const topics[] = {
+	        "+/acme/devices/trk-1/telemetry/gps",
+	        "fleet/acme/devices/trk-1/telemetry/#",
+	        "fleet/acme/devices/trk-1/telemetry/g+s",
+	        "fleet/acme/devices/trk-1/telemetry/gps#",
+	        "fleet/acme/devices/trk-1/telemetry/a/b/c/d/+",
+	        "fleet/acme/devices/trk-1/telemetry/a/b/c/d/e#f",
+	};
+
+	/* The same topic without the wildcard is allowed, so a rejection
+	 * comes from the wildcard alone. */
+	assert_true(fa_topic_allowed(
+	        &truck, "fleet/acme/devices/trk-1/telemetry/a/b/c/d/e", W, NULL,
+	        NULL));
+	for (size_t i = 0; i < sizeof(topics) / sizeof(topics[0]); i++) {
+		assert_false(
+		        fa_topic_allowed(&truck, topics[i], W, NULL, NULL));
+		assert_false(fa_topic_allowed(&disp, topics[i], R, NULL, NULL));
+	}
+}
+
+static void topic_name_high_bytes(void **state)
+{
+	(void)state;
+
+	/* Bytes above 0x7f are ordinary characters in a deep level. */
+	assert_true(fa_topic_allowed(
+	        &truck, "fleet/acme/devices/trk-1/telemetry/\xff\x80", W, NULL,
+	        NULL));
+	assert_false(fa_topic_allowed(
+	        &truck, "fleet/acme/devices/trk-1/\xfftelemetry/x", W, NULL,
+	        NULL));
+}
+
 static void topic_unshare_prefix(void **state)
 {
 	(void)state;
@@ -591,6 +628,8 @@ int main(void)
 	        cmocka_unit_test(topic_lookup_gets_ids),
 	        cmocka_unit_test(topic_null_arguments),
 	        cmocka_unit_test(topic_length_limit),
+	        cmocka_unit_test(topic_name_wildcards_rejected),
+	        cmocka_unit_test(topic_name_high_bytes),
 	        cmocka_unit_test(topic_unshare_prefix),
 	        cmocka_unit_test(topic_wildcards_match_expansion),
 	};
