@@ -1,8 +1,7 @@
 /*
- * ACL check for every PUBLISH, SUBSCRIBE and delivery. The identity comes
- * from the current in-memory user or device record. The session caches
- * that record and its verdict until the next reload or snapshot swap, so
- * a change applied by the feed counts from the next message on. No
+ * ACL check for every PUBLISH, SUBSCRIBE and delivery. The identity is
+ * rebuilt from the current in-memory user or device record on each call,
+ * so a change applied by the feed counts from the next message on. No
  * allocation and no I/O on this path.
  */
 #include <string.h>
@@ -14,72 +13,39 @@
 #include "fa_plugin.h"
 #include "fa_topic.h"
 
-/* Returns true when record (the session's user or device record, or NULL)
- * is an active principal with the role and carrier that the session was
- * authenticated with. */
-static bool record_admits(const struct fa_session *session, const void *record)
-{
-	if (session->kind == FA_IDENTITY_DEVICE) {
-		const struct fa_device_rec *device = record;
-
-		return device != NULL && device->status == FA_DEVICE_ACTIVE;
-	}
-
-	/* TODO: enforce users.window_start and window_end (access hours in
-	 * the carrier's time zone); the snapshot does not load them yet. */
-	const struct fa_user_rec *user = record;
-
-	return user != NULL && user->status == FA_USER_ACTIVE &&
-	       user->role == session->role &&
-	       strcmp(user->carrier, session->carrier) == 0;
-}
-
-/*
- * Looks up the session's user or device record and caches the pointer and
- * the verdict in the session. The cache stays valid while the plugin's
- * record_generation is unchanged, because no user or device record is
- * freed or replaced without a bump of that generation.
- */
-static void refresh_record(const struct fa_plugin *plugin,
-                           struct fa_session *session)
-{
-	const struct fa_state *state = plugin->state;
-	const struct fa_map *map = session->kind == FA_IDENTITY_DEVICE
-	                                   ? &state->devices
-	                                   : &state->users;
-
-	session->record = fa_map_get(map, session->id, strlen(session->id));
-	session->record_admits = record_admits(session, session->record);
-	session->record_generation = plugin->record_generation;
-	session->record_cached = true;
-}
-
-/*
- * Fills who from the session and current state; false when the session's
- * principal is no longer active or changed role or carrier. A user's
- * carrier and role are taken from the session, which record_admits found
- * equal to the record's.
- */
+/* Fills who from the session and current state; false when the session's
+ * principal is no longer active or changed role or carrier. */
 static bool current_identity(const struct fa_plugin *plugin,
-                             struct fa_session *session,
+                             const struct fa_session *session,
                              struct fa_identity *who)
 {
-	if (!session->record_cached ||
-	    session->record_generation != plugin->record_generation)
-		refresh_record(plugin, session);
-	if (!session->record_admits)
-		return false;
+	const struct fa_state *state = plugin->state;
+	size_t len = strlen(session->id);
+
 	who->kind = session->kind;
 	who->id = session->id;
 	if (session->kind == FA_IDENTITY_DEVICE) {
-		const struct fa_device_rec *device = session->record;
+		const struct fa_device_rec *device =
+		        fa_map_get(&state->devices, session->id, len);
 
+		if (device == NULL || device->status != FA_DEVICE_ACTIVE)
+			return false;
 		who->carrier = device->carrier;
 		who->role = FA_ROLE_NONE;
 		return true;
 	}
-	who->carrier = session->carrier[0] ? session->carrier : NULL;
-	who->role = session->role;
+
+	/* TODO: enforce users.window_start and window_end (access hours in
+	 * the carrier's time zone); the snapshot does not load them yet. */
+	const struct fa_user_rec *user =
+	        fa_map_get(&state->users, session->id, len);
+
+	if (user == NULL || user->status != FA_USER_ACTIVE ||
+	    user->role != session->role ||
+	    strcmp(user->carrier, session->carrier) != 0)
+		return false;
+	who->carrier = user->carrier[0] ? user->carrier : NULL;
+	who->role = user->role;
 	return true;
 }
 
@@ -132,7 +98,7 @@ int fa_acl_check(struct fa_plugin *plugin, struct mosquitto *client,
 	struct fa_identity who;
 	enum fa_deny_reason reason = FA_DENY_TOPIC;
 	const char *filter = topic;
-	struct fa_session *session;
+	const struct fa_session *session;
 
 	if (access == MOSQ_ACL_UNSUBSCRIBE)
 		return MOSQ_ERR_SUCCESS;

@@ -532,9 +532,6 @@ fa_result fa_reload_apply(struct fa_plugin *plugin,
 	const struct fa_change_batch *batch = &plugin->feed.batch;
 	fa_result result = FA_OK;
 
-	/* Any user or device record may be freed below, and so may be a
-	 * record that a session caches. */
-	plugin->record_generation++;
 	for (int kind = 0; kind < FA_RELOAD_KINDS; kind++) {
 		remove_subjects(state, batch, (enum reload_kind)kind);
 		result = consume_snapshot_result(

@@ -181,37 +181,11 @@ struct fa_session {
 	bool closing; /* disconnected; removed on the next tick */
 	char fingerprint[2 * 32 + 1];
 	char client_id[2 * FA_ID_MAX + 2];
-	/* The user or device record of id (struct fa_user_rec or struct
-	 * fa_device_rec) as last looked up, or NULL when not found, and
-	 * whether it admits this session. Both hold only while record_cached
-	 * is set and record_generation equals the plugin's
-	 * record_generation: a reload or snapshot swap may free the record,
-	 * so it must not be dereferenced otherwise. */
-	const void *record;
-	uint64_t record_generation;
-	bool record_cached;
-	bool record_admits;
+	char key[2 * sizeof(void *) + 1]; /* hex of the client pointer */
 };
 
-/*
- * Open-addressing table of sessions keyed by the client pointer itself,
- * with linear probing and backward-shift deletion (no deleted markers).
- * A slot with client NULL is empty. The table owns the session records.
- */
-struct fa_session_slot {
-	const struct mosquitto *client;
-	struct fa_session *session;
-};
-
-struct fa_session_table {
-	struct fa_session_slot *slots;
-	size_t capacity; /* power of two, or 0 before the first insert */
-	size_t count;
-	unsigned shift; /* 64 - log2(capacity), for the multiplicative hash */
-};
-
-/* Frees every session and the slot array. */
-void fa_session_table_free(struct fa_session_table *table);
+void fa_session_key(const struct mosquitto *client,
+                    char out[2 * sizeof(void *) + 1]);
 
 /* ---- denial log and throttling (guard.c) ---- */
 
@@ -353,11 +327,8 @@ struct fa_metrics {
 struct fa_plugin {
 	void *identifier; /* mosquitto_plugin_id_t * */
 	struct fa_plugin_config config;
-	struct fa_state *state; /* NULL until the first snapshot loads */
-	struct fa_session_table sessions;
-	/* Bumped whenever user or device records may have been freed or
-	 * replaced: on every snapshot swap and every applied reload. */
-	uint64_t record_generation;
+	struct fa_state *state;     /* NULL until the first snapshot loads */
+	struct fa_map sessions;     /* of struct fa_session, keyed by pointer */
 	struct mosquitto **closing; /* sessions to remove on the next tick */
 	size_t closing_count;
 	size_t closing_capacity;

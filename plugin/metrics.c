@@ -122,12 +122,12 @@ static const char *db_state(const struct fa_plugin *plugin)
 static void count_sessions(const struct fa_plugin *plugin,
                            struct snapshot_values *values)
 {
-	const struct fa_session_table *table = &plugin->sessions;
+	const struct fa_map *map = &plugin->sessions;
 
-	for (size_t i = 0; i < table->capacity; i++) {
-		const struct fa_session *session = table->slots[i].session;
+	for (size_t i = 0; i < map->capacity; i++) {
+		const struct fa_session *session = map->slots[i].record;
 
-		if (session == NULL || session->closing)
+		if (map->slots[i].hash < 2 || session->closing)
 			continue;
 		if (session->kind == FA_IDENTITY_DEVICE)
 			values->sessions_device++;

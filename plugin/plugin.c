@@ -115,7 +115,6 @@ void fa_plugin_swap_state(struct fa_plugin *plugin, struct fa_state *state)
 	struct fa_state *old = plugin->state;
 
 	plugin->state = state;
-	plugin->record_generation++;
 	fa_state_free(old);
 	fa_token_cache_purge(plugin);
 	fa_plugin_kick_revoked(plugin);
@@ -148,15 +147,15 @@ static void kick_one(struct fa_plugin *plugin, const struct kick *kick)
  */
 void fa_plugin_kick_revoked(struct fa_plugin *plugin)
 {
-	const struct fa_session_table *table = &plugin->sessions;
+	struct fa_map *map = &plugin->sessions;
 	struct kick *kicks = NULL;
 	size_t count = 0;
 	size_t capacity = 0;
 
-	for (size_t i = 0; i < table->capacity; i++) {
-		const struct fa_session *session = table->slots[i].session;
+	for (size_t i = 0; i < map->capacity; i++) {
+		const struct fa_session *session = map->slots[i].record;
 
-		if (session == NULL || session->closing)
+		if (map->slots[i].hash < 2 || session->closing)
 			continue;
 
 		enum fa_deny_reason reason = fa_session_check(plugin, session);
@@ -319,7 +318,7 @@ static void plugin_free(struct fa_plugin *plugin)
 		return;
 	fa_feed_close(plugin);
 	fa_state_free(plugin->state);
-	fa_session_table_free(&plugin->sessions);
+	fa_map_free_all(&plugin->sessions);
 	free(plugin->closing);
 	fa_map_free_all(&plugin->throttle);
 	fa_token_cache_free(plugin);
@@ -333,6 +332,7 @@ static struct fa_plugin *plugin_new(void)
 
 	if (plugin == NULL)
 		return NULL;
+	fa_map_init(&plugin->sessions, offsetof(struct fa_session, key));
 	fa_map_init(&plugin->throttle,
 	            offsetof(struct fa_throttle_rec, address));
 	fa_feed_init(plugin);

@@ -161,24 +161,18 @@ void fa_state_remove_certs_of(struct fa_state *state, const char *device)
 	}
 }
 
-/* Writes "carrier/load" into out from ids of known lengths of at most
- * FA_ID_MAX; ids never contain '/'. */
-static size_t load_key_n(char out[2 * FA_ID_MAX + 2], const char *carrier,
-                         size_t carrier_len, const char *load, size_t load_len)
+/* Writes "carrier/load" into out; ids never contain '/'. */
+static size_t load_key(char out[2 * FA_ID_MAX + 2], const char *carrier,
+                       const char *load)
 {
+	size_t carrier_len = strnlen(carrier, FA_ID_MAX);
+	size_t load_len = strnlen(load, FA_ID_MAX);
+
 	memcpy(out, carrier, carrier_len);
 	out[carrier_len] = '/';
 	memcpy(out + carrier_len + 1, load, load_len);
 	out[carrier_len + 1 + load_len] = '\0';
 	return carrier_len + 1 + load_len;
-}
-
-/* Writes "carrier/load" into out, each id cut at FA_ID_MAX bytes. */
-static size_t load_key(char out[2 * FA_ID_MAX + 2], const char *carrier,
-                       const char *load)
-{
-	return load_key_n(out, carrier, strnlen(carrier, FA_ID_MAX), load,
-	                  strnlen(load, FA_ID_MAX));
 }
 
 static size_t load_size(const struct fa_load_rec *rec)
@@ -388,13 +382,12 @@ bool fa_state_assigned(void *ctx, const char *carrier, const char *load,
 {
 	const struct fa_state *state = ctx;
 	char key[2 * FA_ID_MAX + 2];
-	size_t carrier_len = strnlen(carrier, FA_ID_MAX + 1);
-	size_t load_len = strnlen(load, FA_ID_MAX + 1);
 
-	if (carrier_len > FA_ID_MAX || load_len > FA_ID_MAX)
+	if (strnlen(carrier, FA_ID_MAX + 1) > FA_ID_MAX ||
+	    strnlen(load, FA_ID_MAX + 1) > FA_ID_MAX)
 		return false;
 
-	size_t key_len = load_key_n(key, carrier, carrier_len, load, load_len);
+	size_t key_len = load_key(key, carrier, load);
 	const struct fa_load_rec *rec = fa_map_get(&state->loads, key, key_len);
 
 	return rec != NULL && load_has_driver(rec, driver);
