@@ -19,13 +19,10 @@ void fa_health_live(struct fa_request *req)
  * first one may be added after start. */
 static bool signing_key_ready(struct fa_request *req, PGconn *db)
 {
-	EVP_PKEY *key = NULL;
-	enum fa_alg alg;
 	char kid[FA_ID_MAX + 1] = "";
 	fa_result result;
 
-	result = fa_signing_key_current(req->svc, db, &key, &alg, kid);
-	EVP_PKEY_free(key);
+	result = fa_signing_key_check(req->svc, db, kid);
 	if (result == FA_OK || result == FA_ERR_NOT_FOUND)
 		return true;
 	fa_request_log(req, FA_LOG_ERROR, "signing key %s: %s",

@@ -71,13 +71,10 @@ static bool command_needs_kek(const char *command)
  */
 static bool signing_key_opens(struct fa_service *svc, PGconn *db)
 {
-	EVP_PKEY *key = NULL;
-	enum fa_alg alg;
 	char kid[FA_ID_MAX + 1] = "";
 	fa_result result;
 
-	result = fa_signing_key_current(svc, db, &key, &alg, kid);
-	EVP_PKEY_free(key);
+	result = fa_signing_key_check(svc, db, kid);
 	if (result == FA_ERR_NOT_FOUND) {
 		fa_log(FA_LOG_WARNING, NULL,
 		       "no current signing key: logins fail until one is "

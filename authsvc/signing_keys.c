@@ -471,6 +471,18 @@ out:
 	return result;
 }
 
+fa_result fa_signing_key_check(struct fa_service *svc, PGconn *db,
+                               char kid[FA_ID_MAX + 1])
+{
+	EVP_PKEY *key = NULL;
+	enum fa_alg alg;
+	fa_result result;
+
+	result = fa_signing_key_current(svc, db, &key, &alg, kid);
+	EVP_PKEY_free(key);
+	return result;
+}
+
 /* ------------------------------------------------------------------ */
 /* JWKS                                                                */
 /* ------------------------------------------------------------------ */

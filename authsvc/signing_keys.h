@@ -33,6 +33,11 @@ fa_result fa_signing_key_current(struct fa_service *svc, PGconn *db,
                                  EVP_PKEY **key_out, enum fa_alg *alg,
                                  char kid[FA_ID_MAX + 1]);
 
+/* Opens the current signing key like fa_signing_key_current and drops it,
+ * for start-up and readiness checks. kid is filled when the row exists. */
+fa_result fa_signing_key_check(struct fa_service *svc, PGconn *db,
+                               char kid[FA_ID_MAX + 1]);
+
 /*
  * Runs the module's periodic work, at most once a minute per process and
  * only when db is outside a transaction: retires previous keys whose
