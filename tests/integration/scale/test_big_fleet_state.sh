@@ -15,10 +15,10 @@ readonly DEVICES=2000
 readonly ASSIGNMENTS=20000 # load i goes to driver ((i - 1) % DRIVERS) + 1
 readonly SAMPLES=100
 # NOTE: a broker started right after a bulk insert re-reads the change_log
-# rows of that insert one reload at a time although its snapshot already
-# holds them (about 20 s for the 20,000 rows here, seen as lag_ms in its
-# metrics line), so a later change waits behind them. The bound allows for
-# that until the plugin skips rows below its snapshot's change id.
+# rows of that insert one reload at a time, although its snapshot already
+# contains them. That took about 20 s for the 20,000 rows here (lag_ms in
+# the broker's metrics line), and a later change waits behind them. The
+# bound allows for it until the plugin skips rows below its snapshot's id.
 readonly CHANGE_TIMEOUT=90
 
 build=${FLEETAUTH_BUILD_DIR:-}
