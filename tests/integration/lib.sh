@@ -252,6 +252,18 @@ fa_mqtt_sub_bg()
 	fa_on_exit "kill $FA_SUB_PID 2>/dev/null"
 }
 
+# Waits up to timeout seconds until mosquitto_sub, with the given arguments,
+# connects to broker 1 and has its subscriptions acknowledged. A user made
+# through the API reaches the broker a moment later, and mosquitto_sub does
+# not retry a refused CONNECT, so start long-lived subscribers after this.
+fa_wait_subscribe()
+{
+	local timeout=$1
+	shift
+	fa_wait_for "timeout 5 mosquitto_sub -h '$MQTT_HOST' -p '$MQTT_PORT' \
+		-E $(printf '%q ' "$@") >/dev/null 2>&1 </dev/null" "$timeout"
+}
+
 # True while process pid runs (for example a subscriber that the broker
 # should disconnect). A process that has exited but is not yet reaped by its
 # parent (state Z) counts as stopped.

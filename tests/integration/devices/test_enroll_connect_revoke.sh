@@ -54,6 +54,8 @@ fa_expect_eq "$(dev_audit device.enroll "$device")" "success|" \
 
 # The dispatcher watches the carrier's telemetry.
 telemetry=$FA_TMP/telemetry.txt
+fa_wait_subscribe 15 -V mqttv5 -u "$dispatcher" -P "$dispatch_token" \
+	-i "$dispatcher" -t "fleet/$carrier/devices/+/telemetry/#"
 fa_mqtt_sub_bg "$telemetry" -V mqttv5 -u "$dispatcher" -P "$dispatch_token" \
 	-i "$dispatcher" -t "fleet/$carrier/devices/+/telemetry/#" -v
 watcher=$FA_SUB_PID

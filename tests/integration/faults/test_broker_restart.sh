@@ -32,8 +32,10 @@ publish_as()
 # The dispatcher's subscriber; mosquitto_sub reconnects and subscribes
 # again on its own after a lost connection.
 out=$FA_TMP/sub.txt
+disp_token=$(token_for "$disp" dispatcher)
+fa_wait_subscribe 15 -i "$disp" -u "$disp" -P "$disp_token" -t "$topic"
 mosquitto_sub -h "$MQTT_HOST" -p "$MQTT_PORT" -i "$disp" -u "$disp" \
-	-P "$(token_for "$disp" dispatcher)" -q 1 -t "$topic" >"$out" 2>&1 &
+	-P "$disp_token" -q 1 -t "$topic" >"$out" 2>&1 &
 sub_pid=$!
 fa_on_exit "kill $sub_pid 2>/dev/null"
 fa_wait_for "publish_as $drv driver before && grep -q '^before$' '$out'" 15

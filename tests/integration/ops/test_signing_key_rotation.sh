@@ -52,6 +52,8 @@ fa_expect_eq "$(ops_get_status "$new_token" /v1/mfa/device-keys)" 200 \
 # The broker accepts both: a dispatcher (new kid) reads the driver's status
 # topic while the driver publishes with the old and then the new token.
 received=$FA_TMP/received
+fa_wait_subscribe 15 -u "$dispatcher" -P "$dispatcher_token" \
+	-i "$dispatcher:rot" -t "$status_topic"
 fa_mqtt_sub_bg "$received" -u "$dispatcher" -P "$dispatcher_token" \
 	-i "$dispatcher:rot" -t "$status_topic" -q 1
 sleep 1
