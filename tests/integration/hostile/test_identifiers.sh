@@ -49,12 +49,13 @@ connect_refused "username with overlong UTF-8 slash" "$drv" \
 # subscriber.
 watch=$FA_TMP/watch.txt
 disp_token=$(hostile_token "$H_DISPATCHER" dispatcher)
-mosquitto_sub -h 127.0.0.1 -p "$H_PORT" -i "$H_DISPATCHER" \
-	-u "$H_DISPATCHER" -P "$disp_token" -q 1 -v \
+# -d prints "received SUBACK"; stdbuf makes it reach the file at once.
+stdbuf -oL mosquitto_sub -h 127.0.0.1 -p "$H_PORT" -i "$H_DISPATCHER" \
+	-u "$H_DISPATCHER" -P "$disp_token" -q 1 -v -d \
 	-t "fleet/$H_CARRIER/loads/$H_LOAD/#" >"$watch" 2>&1 &
 sub_pid=$!
 fa_on_exit "kill $sub_pid 2>/dev/null"
-sleep 1
+fa_wait_for "grep -qs 'received SUBACK' '$watch'" 15
 
 # Mosquitto 2.0.11 closed the connection on a 205-level publish and
 # delivered a 200-level one, so the test uses 200 levels.
