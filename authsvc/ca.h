@@ -21,9 +21,9 @@
 struct fa_service;
 
 #define FA_CA_DEFAULT_DAYS 3650
-/* NOTE: every device certificate gets FA_DEVICE_CERT_DEFAULT_DAYS, because
- * fleetauthd.conf has no option for it yet. */
-#define FA_DEVICE_CERT_DEFAULT_DAYS 365
+/* Device certificates live device_cert_days (fleetauthd.conf), at most
+ * this long: the limit browsers once set for TLS certificates, kept here so
+ * that a lost device's certificate cannot outlive a fleet's records. */
 #define FA_DEVICE_CERT_MAX_DAYS 825
 /* Largest CSR PEM accepted; an RSA 8192 request is about 4 KiB. */
 #define FA_CSR_MAX_LEN 16384

@@ -50,6 +50,9 @@ static struct fa_option options[] = {
             "seconds between the password step and the MFA step of a login"),
         OPT(enrollment_code_ttl, FA_OPT_INT, "86400", 300, 2592000,
             "lifetime of a device enrollment code in seconds"),
+        OPT(device_cert_days, FA_OPT_INT, "365", 1, 825,
+            "validity of device certificates issued at enrollment and "
+            "renewal, in days"),
         OPT(login_max_failures, FA_OPT_INT, "5", 1, 100,
             "failed logins per account or address before a lockout"),
         OPT(lockout_base, FA_OPT_INT, "30", 1, 86400,

@@ -585,7 +585,7 @@ static fa_result enroll_locked(struct fa_request *req, const char *hash,
 	}
 	snprintf(carrier, sizeof(carrier), "%s", fa_db_value(res, 0, 1));
 	result = fa_ca_issue(req->svc, req->db, csr, device_id, carrier,
-	                     FA_DEVICE_CERT_DEFAULT_DAYS, cert);
+	                     (int)req->svc->config.device_cert_days, cert);
 	if (result == FA_OK)
 		result = insert_certificate(req, device_id, cert);
 	if (result == FA_OK)
@@ -727,7 +727,7 @@ static fa_result renew_locked(struct fa_request *req, const char *device_id,
 	}
 	snprintf(carrier, sizeof(carrier), "%s", fa_db_value(res, 0, 0));
 	result = fa_ca_issue(req->svc, req->db, csr, device_id, carrier,
-	                     FA_DEVICE_CERT_DEFAULT_DAYS, cert);
+	                     (int)req->svc->config.device_cert_days, cert);
 	if (result == FA_OK)
 		result = fa_db_command(
 		        req->db,

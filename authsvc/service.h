@@ -60,6 +60,7 @@ struct fa_service_config {
 	long long bcrypt_cost;
 	long long mfa_token_ttl;       /* seconds */
 	long long enrollment_code_ttl; /* seconds */
+	long long device_cert_days;
 	long long login_max_failures;
 	long long lockout_base; /* seconds, doubled per lockout */
 	long long worker_threads;
