@@ -23,6 +23,10 @@
 #define KEYS_PER_USER_MAX 10
 #define NONCE_BYTES 32
 #define NONCE_TTL_SECONDS 60
+/* Open (unused, unexpired) challenges one key may have at a time. A phone
+ * needs one per login; the limit keeps a caller who knows a key id from
+ * filling device_key_nonces. */
+#define OPEN_NONCES_MAX 5
 /* A DER ECDSA P-256 signature is at most 72 bytes. */
 #define SIGNATURE_MAX 128
 
@@ -327,6 +331,50 @@ out:
  * (32 random bytes, base64url) that the key must sign within 60 seconds.
  * Only the SHA-256 of the nonce is stored.
  */
+/*
+ * Returns true, after replying 429 or a database error, when key_id
+ * already has OPEN_NONCES_MAX open challenges. Retry-After is the time
+ * until the oldest of them expires.
+ */
+static bool too_many_open_nonces(struct fa_request *req, const char *key_id)
+{
+	PGresult *res = NULL;
+	char retry[24];
+	char message[128];
+	cJSON *detail;
+	fa_result result;
+
+	result = fa_db_exec_one(
+	        req->db, &res,
+	        "SELECT count(*), ceil(extract(epoch FROM min(expires_at) - "
+	        "now()))::bigint FROM device_key_nonces WHERE key_id = $1 AND "
+	        "used_at IS NULL AND expires_at > now()",
+	        1, (const char *[]){key_id});
+	if (result != FA_OK) {
+		fa_reply_db_error(req, result);
+		return true;
+	}
+	if (atoll(fa_db_value(res, 0, 0)) < OPEN_NONCES_MAX) {
+		PQclear(res);
+		return false;
+	}
+	snprintf(retry, sizeof(retry), "%lld",
+	         llabs(atoll(fa_db_value(res, 0, 1))) + 1);
+	PQclear(res);
+	detail = cJSON_CreateObject();
+	cJSON_AddStringToObject(detail, "reason", "too_many_open_challenges");
+	fa_audit(req, "device_key.challenge", key_id, "denied", detail);
+	cJSON_Delete(detail);
+	snprintf(message, sizeof(message),
+	         "key %s already has %d open challenges: answer one, or "
+	         "retry after %s seconds",
+	         key_id, OPEN_NONCES_MAX, retry);
+	fa_reply_header(req, "Retry-After", retry);
+	fa_reply_problem(req, 429, FA_PROBLEM_THROTTLED,
+	                 "Too many open challenges", message);
+	return true;
+}
+
 void fa_device_keys_challenge(struct fa_request *req)
 {
 	static const char *const fields[] = {"key_id", NULL};
@@ -342,9 +390,6 @@ void fa_device_keys_challenge(struct fa_request *req)
 	if (!fa_json_only_fields(req, fields) ||
 	    !fa_json_string(req, "key_id", true, FA_ID_MAX, FA_STR_ID, &key_id))
 		return;
-	/* NOTE: challenges are not throttled. Each one inserts a nonce row
-	 * for an existing key, and only that key's nonces that expired more
-	 * than an hour ago are deleted below. */
 	result = fa_db_exec_one(req->db, &res,
 	                        "SELECT status FROM device_keys WHERE id = $1",
 	                        1, (const char *[]){key_id});
@@ -366,6 +411,8 @@ void fa_device_keys_challenge(struct fa_request *req)
 	}
 	PQclear(res);
 	res = NULL;
+	if (too_many_open_nonces(req, key_id))
+		return;
 	result = fa_random_bytes(bytes, sizeof(bytes));
 	if (result != FA_OK)
 		goto out;

@@ -151,6 +151,27 @@ verify "$key_id" "$nonce" phone-key
 fa_expect_status 401 "expired nonce"
 fa_expect_eq "$(last_denial "$key_id")" "nonce expired" "expiry reason"
 
+# At most 5 open challenges per key: the sixth is refused with 429 and
+# audited; answering one makes room for the next.
+fa_sql "UPDATE device_key_nonces SET expires_at = now() - interval '1 s'
+	WHERE key_id = '$key_id' AND used_at IS NULL" >/dev/null
+for n in 1 2 3 4 5; do
+	challenge "$key_id"
+	fa_expect_status 200 "open challenge $n of key $key_id"
+done
+open_nonce=$(jq -r .nonce <<<"$FA_BODY")
+challenge "$key_id"
+fa_expect_status 429 "sixth open challenge"
+fa_expect_contains "$FA_BODY" "5 open challenges" "message of the 429"
+fa_expect_eq "$(fa_sql "SELECT detail->>'reason' FROM audit_events
+	WHERE action = 'device_key.challenge' AND target = '$key_id'
+	AND outcome = 'denied' ORDER BY id DESC LIMIT 1")" \
+	too_many_open_challenges "audit of the refused challenge"
+verify "$key_id" "$open_nonce" phone-key
+fa_expect_status 200 "verification with one of the open challenges"
+challenge "$key_id"
+fa_expect_status 200 "challenge after one was answered"
+
 # A revoked key: no new nonce, and an outstanding nonce fails.
 challenge "$second_id"
 nonce=$(jq -r .nonce <<<"$FA_BODY")
