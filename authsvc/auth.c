@@ -205,8 +205,10 @@ static void set_scopes(struct fa_caller *caller, const char *json_text)
 		if (!cJSON_IsString(item) ||
 		    strlen(item->valuestring) > FA_SCOPE_MAX)
 			continue;
-		strcpy(caller->scopes[caller->scope_count++],
-		       item->valuestring);
+		snprintf(caller->scopes[caller->scope_count],
+		         sizeof(caller->scopes[caller->scope_count]), "%s",
+		         item->valuestring);
+		caller->scope_count++;
 	}
 	cJSON_Delete(array);
 }
@@ -332,13 +334,14 @@ static fa_result authenticate_token(struct fa_request *req, const char *token)
 	if (result != FA_OK)
 		return result;
 	caller->kind = FA_CALLER_USER;
-	strcpy(caller->id, claims.sub);
+	snprintf(caller->id, sizeof(caller->id), "%s", claims.sub);
 	caller->role = fa_role_parse(claims.role);
-	strcpy(caller->carrier, claims.carrier);
+	snprintf(caller->carrier, sizeof(caller->carrier), "%s",
+	         claims.carrier);
 	caller->amr = claims.amr;
-	strcpy(caller->fam, claims.fam);
-	strcpy(caller->jti, claims.jti);
-	strcpy(caller->did, claims.did);
+	snprintf(caller->fam, sizeof(caller->fam), "%s", claims.fam);
+	snprintf(caller->jti, sizeof(caller->jti), "%s", claims.jti);
+	snprintf(caller->did, sizeof(caller->did), "%s", claims.did);
 	caller->token_exp = claims.exp;
 	fa_wipe(&claims, sizeof(claims));
 	return FA_OK;

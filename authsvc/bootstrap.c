@@ -182,7 +182,14 @@ int fa_cmd_bootstrap(struct fa_service *svc, int argc, char **argv)
 	        "shown only once\n",
 	        id, args.days);
 	printf("%s\n", secret);
-	fflush(stdout);
 	fa_wipe(secret, sizeof(secret));
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr,
+		        "fleetauthd bootstrap: writing the secret to stdout "
+		        "failed, so it is lost; revoke API key %s and run "
+		        "bootstrap again\n",
+		        id);
+		return 1;
+	}
 	return 0;
 }

@@ -138,7 +138,7 @@ static fa_result count_active_keys(struct fa_request *req, long *count)
 	                        "user_id = $1 AND status = 'active'",
 	                        1, (const char *[]){req->caller.id});
 	if (result == FA_OK)
-		*count = atol(fa_db_value(res, 0, 0));
+		*count = strtol(fa_db_value(res, 0, 0), NULL, 10);
 	PQclear(res);
 	return result;
 }
@@ -354,12 +354,12 @@ static bool too_many_open_nonces(struct fa_request *req, const char *key_id)
 		fa_reply_db_error(req, result);
 		return true;
 	}
-	if (atoll(fa_db_value(res, 0, 0)) < OPEN_NONCES_MAX) {
+	if (strtoll(fa_db_value(res, 0, 0), NULL, 10) < OPEN_NONCES_MAX) {
 		PQclear(res);
 		return false;
 	}
 	snprintf(retry, sizeof(retry), "%lld",
-	         llabs(atoll(fa_db_value(res, 0, 1))) + 1);
+	         llabs(strtoll(fa_db_value(res, 0, 1), NULL, 10)) + 1);
 	PQclear(res);
 	detail = cJSON_CreateObject();
 	cJSON_AddStringToObject(detail, "reason", "too_many_open_challenges");
@@ -694,7 +694,7 @@ void fa_device_keys_verify(struct fa_request *req)
 	    !fa_json_string(req, "key_id", true, FA_ID_MAX, FA_STR_ID,
 	                    &key_id) ||
 	    !fa_json_string(req, "nonce", true, 64, FA_STR_NONEMPTY, &nonce) ||
-	    !fa_json_string(req, "signature", true, 2 * SIGNATURE_MAX,
+	    !fa_json_string(req, "signature", true, 2 * (size_t)SIGNATURE_MAX,
 	                    FA_STR_NONEMPTY, &signature_text))
 		return;
 	if (fa_base64_decode_any(signature_text, signature, sizeof(signature),

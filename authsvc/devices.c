@@ -120,11 +120,11 @@ bool fa_device_throttle_check(struct fa_request *req, const char *action)
 	               "WHERE scope = 'address' AND key = $1",
 	               2, (const char *[]){key, window}) != FA_OK)
 		return true; /* the handler's next statement reports it */
-	if (PQntuples(res) == 1 &&
-	    atoll(fa_db_value(res, 0, 0)) >= FA_DEVICE_THROTTLE_FAILURES) {
+	if (PQntuples(res) == 1 && strtoll(fa_db_value(res, 0, 0), NULL, 10) >=
+	                                   FA_DEVICE_THROTTLE_FAILURES) {
 		detail = cJSON_CreateObject();
 		cJSON_AddStringToObject(detail, "reason", "throttled");
-		wait = atoll(fa_db_value(res, 0, 1));
+		wait = strtoll(fa_db_value(res, 0, 1), NULL, 10);
 		if (wait > 0) {
 			allowed = false;
 			snprintf(retry, sizeof(retry), "%lld", wait);
@@ -485,8 +485,9 @@ static cJSON *issued_json(struct fa_request *req, const char *device_id,
 	body = cJSON_CreateObject();
 	if (body != NULL) {
 		gmtime_r(&t, &tm);
-		strftime(time_text, sizeof(time_text), "%Y-%m-%dT%H:%M:%SZ",
-		         &tm);
+		if (strftime(time_text, sizeof(time_text), "%Y-%m-%dT%H:%M:%SZ",
+		             &tm) == 0)
+			time_text[0] = '\0';
 		cJSON_AddStringToObject(body, "device_id", device_id);
 		cJSON_AddStringToObject(body, "certificate", cert->pem);
 		cJSON_AddStringToObject(body, "ca_chain", chain);
@@ -777,8 +778,9 @@ void fa_devices_renew(struct fa_request *req)
 	if (!fa_json_only_fields(req, fields) ||
 	    !fa_json_string(req, "csr", true, FA_CSR_MAX_LEN, FA_STR_NONEMPTY,
 	                    &csr_pem) ||
-	    !fa_json_string(req, "signature", true, 2 * RENEW_SIGNATURE_MAX,
-	                    FA_STR_NONEMPTY, &signature_text))
+	    !fa_json_string(req, "signature", true,
+	                    2 * (size_t)RENEW_SIGNATURE_MAX, FA_STR_NONEMPTY,
+	                    &signature_text))
 		return;
 	if (fa_base64_decode_any(signature_text, signature, sizeof(signature),
 	                         &signature_len) != FA_OK) {
@@ -1039,7 +1041,9 @@ static fa_result count_update(struct fa_request *req, cJSON *detail,
 
 	result = fa_db_exec(req->db, &res, sql, nparams, params);
 	if (result == FA_OK)
-		cJSON_AddNumberToObject(detail, name, atoi(PQcmdTuples(res)));
+		cJSON_AddNumberToObject(
+		        detail, name,
+		        (double)strtol(PQcmdTuples(res), NULL, 10));
 	PQclear(res);
 	return result;
 }

@@ -65,7 +65,7 @@ static bool parse_range(const char *text, struct range *out)
 
 	if (strlen(text) >= sizeof(buf))
 		return false;
-	strcpy(buf, text);
+	snprintf(buf, sizeof(buf), "%s", text);
 	slash = strchr(buf, '/');
 	if (slash != NULL)
 		*slash = '\0';

@@ -239,7 +239,8 @@ static void new_request_id(struct fa_request *req)
 
 	if (incoming != NULL && strlen(incoming) <= FA_REQUEST_ID_LEN &&
 	    fa_id_valid(incoming)) {
-		strcpy(req->request_id, incoming);
+		snprintf(req->request_id, sizeof(req->request_id), "%s",
+		         incoming);
 		return;
 	}
 	if (fa_random_bytes(random, sizeof(random)) != FA_OK)
@@ -564,6 +565,7 @@ static cJSON *parse_body(struct fa_request *req, struct upload *up)
 
 /* Overwrites every string of a parsed body before it is freed, because
  * bodies carry passwords, codes and refresh tokens. */
+/* NOLINTNEXTLINE(misc-no-recursion): cJSON stops parsing at 1000 levels. */
 static void wipe_json(cJSON *item)
 {
 	for (; item != NULL; item = item->next) {
@@ -912,6 +914,9 @@ static void on_completed(void *cls, struct MHD_Connection *connection,
 }
 
 static void on_mhd_error(void *cls, const char *format, va_list args)
+        __attribute__((format(printf, 2, 0)));
+
+static void on_mhd_error(void *cls, const char *format, va_list args)
 {
 	char message[512];
 
@@ -971,7 +976,8 @@ int fa_http_serve(struct fa_service *svc)
 	sigaddset(&signals, SIGINT);
 	sigaddset(&signals, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &signals, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	/* Fails only for an invalid signal number. */
+	(void)signal(SIGPIPE, SIG_IGN);
 
 	/* The logger comes first so that warnings about the later options
 	 * already go through it. */

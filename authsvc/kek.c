@@ -78,6 +78,18 @@ static int kek_status(PGconn *db)
 	return 0;
 }
 
+/* Returns the value of one hex digit, or -1 for any other character. */
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 /* Decodes a bytea in PostgreSQL's hex text output ("\x0a1b..."). *out is
  * malloc'd and owned by the caller. */
 static fa_result bytea_decode(const char *text, uint8_t **out, size_t *len)
@@ -97,13 +109,14 @@ static fa_result bytea_decode(const char *text, uint8_t **out, size_t *len)
 	if (data == NULL)
 		return FA_ERR_NOMEM;
 	for (i = 0; i < hex_len / 2; i++) {
-		unsigned int byte;
+		int high = hex_digit(text[2 * i]);
+		int low = hex_digit(text[2 * i + 1]);
 
-		if (sscanf(text + 2 * i, "%2x", &byte) != 1) {
+		if (high < 0 || low < 0) {
 			free(data);
 			return FA_ERR_INVALID;
 		}
-		data[i] = (uint8_t)byte;
+		data[i] = (uint8_t)(high << 4 | low);
 	}
 	*out = data;
 	*len = hex_len / 2;
@@ -272,7 +285,7 @@ static fa_result count_unknown(PGconn *db, const struct fa_service *svc,
 
 		if (fa_service_kek(svc, id) != NULL)
 			continue;
-		*count += atol(fa_db_value(res, row, 1));
+		*count += strtol(fa_db_value(res, row, 1), NULL, 10);
 		fprintf(stderr,
 		        "fleetauthd: %s has %s rows sealed with KEK \"%s\", "
 		        "which is not loaded; add it to kek_previous and run "

@@ -11,10 +11,13 @@
 #include "signing_keys.h"
 
 /* Present only when the auth and device modules are built in. */
+/* NOLINTBEGIN(readability-redundant-declaration): these add the weak
+ * attribute to the declarations in service.h. */
 extern int fa_cmd_signing_key(struct fa_service *svc, int argc, char **argv)
         __attribute__((weak));
 extern int fa_cmd_ca(struct fa_service *svc, int argc, char **argv)
         __attribute__((weak));
+/* NOLINTEND(readability-redundant-declaration) */
 
 /* Prints every route (routes_cmd.c) without reading the configuration. */
 int fa_cmd_routes(int argc, char **argv);

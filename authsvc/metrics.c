@@ -47,8 +47,11 @@ static const char *const refresh_outcomes[FA_METRICS_REFRESH_OUTCOME_COUNT] = {
         "success", "invalid", "reused", "error"};
 
 /* The auth and device modules may be missing from a build. */
+/* NOLINTBEGIN(readability-redundant-declaration): these add the weak
+ * attribute to the declarations in service.h. */
 extern const struct fa_route fa_auth_routes[] __attribute__((weak));
 extern const struct fa_route fa_device_routes[] __attribute__((weak));
+/* NOLINTEND(readability-redundant-declaration) */
 
 static atomic_uint_fast64_t requests[ROWS_MAX][STATUS_COLUMNS];
 /* Non-cumulative bucket counts; the last one is above every bound. The

@@ -13,7 +13,7 @@
 
 /* Arbitrary constant shared by every fleetauthd migrator. */
 #define MIGRATION_LOCK_KEY "7361221953034625"
-#define MIGRATION_FILE_MAX (4 * 1024 * 1024)
+#define MIGRATION_FILE_MAX ((size_t)4 * 1024 * 1024)
 
 struct migration {
 	int version;
@@ -61,6 +61,8 @@ static fa_result list_migrations(const char *dir, struct migration *by_version)
 		        dir, strerror(errno));
 		return FA_ERR_IO;
 	}
+	/* cppcheck-suppress readdirCalled ; readdir_r is deprecated, and
+	 * readdir is thread-safe on a DIR stream that only this call uses. */
 	while ((entry = readdir(handle)) != NULL) {
 		version = migration_version(entry->d_name);
 		if (version <= 0 || version > FLEETAUTH_SCHEMA_VERSION)
@@ -75,7 +77,8 @@ static fa_result list_migrations(const char *dir, struct migration *by_version)
 			return FA_ERR_INVALID;
 		}
 		by_version[version].version = version;
-		strcpy(by_version[version].name, entry->d_name);
+		snprintf(by_version[version].name,
+		         sizeof(by_version[version].name), "%s", entry->d_name);
 	}
 	closedir(handle);
 	for (version = 1; version <= FLEETAUTH_SCHEMA_VERSION; version++) {
@@ -121,7 +124,7 @@ static fa_result read_file(const char *path, char **text_out)
 	text = NULL;
 out:
 	free(text);
-	fclose(file);
+	(void)fclose(file); /* opened for reading: nothing to flush */
 	return result;
 }
 

@@ -8,8 +8,11 @@
 
 /* The auth and device modules may be missing from a build; their tables
  * are then NULL and skipped. */
+/* NOLINTBEGIN(readability-redundant-declaration): these add the weak
+ * attribute to the declarations in service.h. */
 extern const struct fa_route fa_auth_routes[] __attribute__((weak));
 extern const struct fa_route fa_device_routes[] __attribute__((weak));
+/* NOLINTEND(readability-redundant-declaration) */
 
 /* Routes of the core: carriers, users, loads, audit and health. */
 const struct fa_route fa_core_routes[] = {

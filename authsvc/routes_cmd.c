@@ -16,8 +16,11 @@
 
 /* A build without the auth or device module has a NULL table for it, which
  * is skipped as in routes.c. */
+/* NOLINTBEGIN(readability-redundant-declaration): these add the weak
+ * attribute to the declarations in service.h. */
 extern const struct fa_route fa_auth_routes[] __attribute__((weak));
 extern const struct fa_route fa_device_routes[] __attribute__((weak));
+/* NOLINTEND(readability-redundant-declaration) */
 
 /* Orders routes by pattern, then by method. */
 static int compare_routes(const void *a, const void *b)
@@ -79,7 +82,7 @@ int fa_cmd_routes(int argc, char **argv)
 	tables[2] = fa_device_routes;
 	for (i = 0; i < 3; i++)
 		total += count_routes(tables[i]);
-	routes = calloc(total > 0 ? total : 1, sizeof(*routes));
+	routes = calloc(total > 0 ? total : 1, sizeof(const struct fa_route *));
 	if (routes == NULL) {
 		fprintf(stderr, "fleetauthd: out of memory listing routes\n");
 		goto out;
@@ -88,7 +91,7 @@ int fa_cmd_routes(int argc, char **argv)
 		for (j = 0; j < count_routes(tables[i]); j++)
 			routes[used++] = &tables[i][j];
 	}
-	qsort(routes, used, sizeof(*routes), compare_routes);
+	qsort(routes, used, sizeof(const struct fa_route *), compare_routes);
 	for (i = 0; i < used; i++)
 		print_route(routes[i], long_format);
 	if (fflush(stdout) != 0 || ferror(stdout)) {

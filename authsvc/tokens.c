@@ -40,7 +40,7 @@ fa_result fa_random_secret(const char *prefix, char *out, size_t out_size,
 	result = fa_random_bytes(bytes, sizeof(bytes));
 	if (result != FA_OK)
 		goto out;
-	memcpy(out, prefix, prefix_len);
+	memcpy(out, prefix, prefix_len + 1);
 	if (fa_b64url_encode(bytes, sizeof(bytes), out + prefix_len,
 	                     out_size - prefix_len) != FA_SECRET_B64_LEN) {
 		result = FA_ERR_INVALID;

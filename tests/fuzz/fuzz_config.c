@@ -15,11 +15,14 @@
 #include "fa_config.h"
 #include "fuzz_check.h"
 
+/* fa_config_load_file writes the fields through the offsets in table. */
 struct settings {
 	char *name;
+	/* cppcheck-suppress unusedStructMember ; written through offsetof */
 	char *path;
 	long long port;
 	long long level;
+	/* cppcheck-suppress unusedStructMember ; written through offsetof */
 	bool verbose;
 };
 
@@ -55,7 +58,7 @@ static void write_input(const uint8_t *data, size_t size)
 	file = fopen(file_path, "wb");
 	FUZZ_CHECK(file != NULL);
 	FUZZ_CHECK(fwrite(data, 1, size, file) == size);
-	fclose(file);
+	FUZZ_CHECK(fclose(file) == 0);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -23,13 +23,6 @@
 #include "fa_crypto.h"
 #include "fuzz_check.h"
 
-/* fa_base64_decode_any is defined in ca_csr.c but not declared in ca.h. */
-fa_result fa_base64_decode_any(const char *in, uint8_t *out, size_t out_size,
-                               size_t *out_len);
-fa_result fa_cert_verify_sha256(const char *cert_pem, const uint8_t *data,
-                                size_t data_len, const uint8_t *signature,
-                                size_t signature_len);
-
 static void check_accepted_key(X509_REQ *req)
 {
 	EVP_PKEY *key = X509_REQ_get0_pubkey(req);

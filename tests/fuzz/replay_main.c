@@ -28,17 +28,17 @@ static int read_file(const char *path, uint8_t **data, size_t *size)
 	file = fopen(path, "rb");
 	if (file == NULL || fstat(fileno(file), &st) != 0) {
 		if (file != NULL)
-			fclose(file);
+			(void)fclose(file);
 		return -1;
 	}
 	buf = malloc(st.st_size > 0 ? (size_t)st.st_size : 1);
 	if (buf == NULL ||
 	    fread(buf, 1, (size_t)st.st_size, file) != (size_t)st.st_size) {
 		free(buf);
-		fclose(file);
+		(void)fclose(file);
 		return -1;
 	}
-	fclose(file);
+	(void)fclose(file); /* opened for reading: nothing to flush */
 	*data = buf;
 	*size = (size_t)st.st_size;
 	return 0;

@@ -374,7 +374,8 @@ struct expansion {
 	const struct universes *universes;
 	char filter[MAX_LEVELS][80];
 	size_t filter_count; /* levels before a trailing '#' */
-	char topic[MODEL_DEPTH][80];
+	/* A filter without '#' expands to up to MAX_LEVELS levels. */
+	char topic[MAX_LEVELS][80];
 };
 
 /* True when the filter has a wildcard at position: '+', or a level that
@@ -399,6 +400,7 @@ static bool wildcard_gave_invalid_id(const struct expansion *e, size_t n)
 
 /* Fills topic positions from position to n - 1 and checks every topic;
  * false when one is not readable. */
+/* NOLINTNEXTLINE(misc-no-recursion): the depth is n, at most MAX_LEVELS. */
 static bool expand(struct expansion *e, size_t position, size_t n)
 {
 	if (position == n) {
@@ -408,12 +410,15 @@ static bool expand(struct expansion *e, size_t position, size_t n)
 	}
 	if (position < e->filter_count &&
 	    strcmp(e->filter[position], "+") != 0) {
-		strcpy(e->topic[position], e->filter[position]);
+		snprintf(e->topic[position], sizeof(e->topic[position]), "%s",
+		         e->filter[position]);
 		return expand(e, position + 1, n);
 	}
 	if (position > 4) {
 		/* The table does not look at levels deeper than 4. */
-		strcpy(e->topic[position], "x");
+		/* cppcheck-suppress arrayIndexOutOfBoundsCond ; position < n,
+		 * and model_filter passes n <= MAX_LEVELS, the row count. */
+		snprintf(e->topic[position], sizeof(e->topic[position]), "x");
 		return expand(e, position + 1, n);
 	}
 	const struct universe *u = position == 1 || position == 3
@@ -426,7 +431,8 @@ static bool expand(struct expansion *e, size_t position, size_t n)
 		/* Wildcards at the first level never match '$' topics. */
 		if (position == 0 && value[0] == '$')
 			continue;
-		strcpy(e->topic[position], value);
+		snprintf(e->topic[position], sizeof(e->topic[position]), "%s",
+		         value);
 		if (!expand(e, position + 1, n))
 			return false;
 	}

@@ -66,8 +66,8 @@ static const char *write_file(const char *name, const char *content)
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	file = fopen(path, "w");
 	assert_non_null(file);
-	fputs(content, file);
-	fclose(file);
+	assert_true(fputs(content, file) >= 0);
+	assert_int_equal(fclose(file), 0);
 	return path;
 }
 

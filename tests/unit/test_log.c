@@ -21,7 +21,7 @@ static void capture_start(void)
 {
 	capture = tmpfile();
 	assert_non_null(capture);
-	fflush(stderr);
+	assert_int_equal(fflush(stderr), 0);
 	saved_stderr = dup(STDERR_FILENO);
 	assert_true(saved_stderr >= 0);
 	assert_int_equal(dup2(fileno(capture), STDERR_FILENO), STDERR_FILENO);
@@ -41,7 +41,7 @@ static char *capture_stop(void)
 	assert_non_null(text);
 	rewind(capture);
 	assert_int_equal(fread(text, 1, (size_t)len, capture), (size_t)len);
-	fclose(capture);
+	assert_int_equal(fclose(capture), 0);
 	return text;
 }
 

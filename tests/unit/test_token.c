@@ -248,6 +248,26 @@ static void payload_with(char *out, size_t size, const char *name,
 	payload_with_claims(out, size, &override, name != NULL ? 1 : 0);
 }
 
+/* Writes text at offset at of out (size bytes), failing the test when it
+ * does not fit. */
+static void write_at(char *out, size_t size, size_t at, const char *text)
+{
+	size_t len = strlen(text);
+
+	assert_true(at + len < size);
+	memcpy(out + at, text, len + 1);
+}
+
+/* Replaces the closing brace of the JSON object in out with tail. */
+static void replace_closing_brace(char *out, size_t size, const char *tail)
+{
+	size_t len = strlen(out);
+
+	assert_true(len > 0);
+	assert_int_equal(out[len - 1], '}');
+	write_at(out, size, len - 1, tail);
+}
+
 #define RS_HEADER "{\"alg\":\"RS256\",\"kid\":\"rsa-1\",\"typ\":\"at+jwt\"}"
 #define ES_HEADER "{\"alg\":\"ES256\",\"kid\":\"ec-1\",\"typ\":\"at+jwt\"}"
 
@@ -539,7 +559,9 @@ static void token_bad_signature(void **state)
 	           rsa_other);
 	char *sig = strrchr(token, '.');
 	char *forged_sig = strrchr(forged, '.');
-	strcpy(forged_sig, sig);
+	assert_non_null(sig);
+	assert_non_null(forged_sig);
+	write_at(forged, sizeof(forged), (size_t)(forged_sig - forged), sig);
 	assert_int_equal(verify_str(forged, &claims), FA_TOKEN_BAD_SIGNATURE);
 
 	/* ES256 with a bit flipped in s, and with a DER signature instead of
@@ -678,7 +700,8 @@ static void token_duplicate_claim(void **state)
 
 	payload_with(payload, sizeof(payload), NULL, NULL);
 	/* Turn the closing brace into a second "sub". */
-	strcpy(payload + strlen(payload) - 1, ",\"sub\":\"drv-bob\"}");
+	replace_closing_brace(payload, sizeof(payload),
+	                      ",\"sub\":\"drv-bob\"}");
 	make_token(token, sizeof(token), RS_HEADER, payload, SIGN_RS256,
 	           rsa_key);
 	assert_int_equal(verify_str(token, &claims), FA_TOKEN_MALFORMED);
@@ -765,7 +788,7 @@ static void token_json_escapes_and_forms(void **state)
 	assert_int_equal(verify_json(RS_HEADER, "[1,2]", &claims),
 	                 FA_TOKEN_MALFORMED);
 	payload_with(payload, sizeof(payload), NULL, NULL);
-	strcat(payload, "x");
+	write_at(payload, sizeof(payload), strlen(payload), "x");
 	assert_int_equal(verify_json(RS_HEADER, payload, &claims),
 	                 FA_TOKEN_MALFORMED);
 	payload_with(payload, sizeof(payload), "sub", "\"drv-ann");
@@ -795,7 +818,8 @@ static void token_many_claims(void **state)
 	assert_string_equal(claims.sub, "drv-ann");
 
 	/* A repeated claim at the end of the long payload. */
-	strcpy(payload + strlen(payload) - 1, ",\"sub\":\"drv-bob\"}");
+	replace_closing_brace(payload, sizeof(payload),
+	                      ",\"sub\":\"drv-bob\"}");
 	assert_int_equal(verify_json(RS_HEADER, payload, &claims),
 	                 FA_TOKEN_MALFORMED);
 }
@@ -808,7 +832,8 @@ static void token_duplicate_escaped_name(void **state)
 
 	/* "s\u0075b" is "sub" once the escape is decoded. */
 	payload_with(payload, sizeof(payload), NULL, NULL);
-	strcpy(payload + strlen(payload) - 1, ",\"s\\u0075b\":\"drv-bob\"}");
+	replace_closing_brace(payload, sizeof(payload),
+	                      ",\"s\\u0075b\":\"drv-bob\"}");
 	assert_int_equal(verify_json(RS_HEADER, payload, &claims),
 	                 FA_TOKEN_MALFORMED);
 	assert_int_equal(verify_json("{\"alg\":\"RS256\",\"kid\":\"rsa-1\","
@@ -941,7 +966,7 @@ static void token_structure(void **state)
 static void token_size_limit(void **state)
 {
 	(void)state;
-	size_t size = FA_TOKEN_MAX_LEN * 2;
+	size_t size = (size_t)FA_TOKEN_MAX_LEN * 2;
 	char *padding = malloc(size);
 	char *payload = malloc(size);
 	char *token = malloc(size);

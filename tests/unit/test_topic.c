@@ -540,6 +540,7 @@ static void check_expanded(struct expansion *e, size_t depth)
 		e->all_allowed = false;
 }
 
+/* NOLINTNEXTLINE(misc-no-recursion): the depth is at most UNIVERSE_DEPTH. */
 static void expand(struct expansion *e, size_t position)
 {
 	if (!e->all_allowed)

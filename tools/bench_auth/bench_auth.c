@@ -13,6 +13,8 @@
  * percentile.
  */
 #include <crypt.h>
+#include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -153,7 +155,7 @@ static bool post(struct worker *w, const char *path, const char *body)
 	struct buffer buf = {NULL, 0};
 	struct curl_slist *headers = NULL;
 	cJSON *json = NULL;
-	const cJSON *refresh;
+	const cJSON *refresh_token;
 	long status = 0;
 	bool ok = false;
 
@@ -171,12 +173,12 @@ static bool post(struct worker *w, const char *path, const char *body)
 	if (status != 200 || buf.data == NULL)
 		goto out;
 	json = cJSON_Parse(buf.data);
-	refresh = cJSON_GetObjectItemCaseSensitive(json, "refresh_token");
+	refresh_token = cJSON_GetObjectItemCaseSensitive(json, "refresh_token");
 	if (!cJSON_IsString(
 	            cJSON_GetObjectItemCaseSensitive(json, "access_token")) ||
-	    !cJSON_IsString(refresh))
+	    !cJSON_IsString(refresh_token))
 		goto out;
-	snprintf(w->token, sizeof(w->token), "%s", refresh->valuestring);
+	snprintf(w->token, sizeof(w->token), "%s", refresh_token->valuestring);
 	ok = true;
 out:
 	cJSON_Delete(json);
@@ -258,6 +260,21 @@ static bool loopback_url(const char *url)
 	       strncmp(url, "http://[::1]:", 13) == 0;
 }
 
+/* Parses text as a whole decimal int. Returns false for anything else. */
+static bool parse_int(const char *text, int *out)
+{
+	char *end = NULL;
+	long value;
+
+	errno = 0;
+	value = strtol(text, &end, 10);
+	if (errno != 0 || end == text || *end != '\0' || value < INT_MIN ||
+	    value > INT_MAX)
+		return false;
+	*out = (int)value;
+	return true;
+}
+
 static bool parse_options(int argc, char **argv, struct options *opt)
 {
 	int i;
@@ -268,17 +285,22 @@ static bool parse_options(int argc, char **argv, struct options *opt)
 	opt->mode = argv[1];
 	opt->password = getenv("BENCH_PASSWORD");
 	for (i = 2; i + 1 < argc; i += 2) {
+		const char *value = argv[i + 1];
+		bool valid = true;
+
 		if (strcmp(argv[i], "--url") == 0)
-			opt->url = argv[i + 1];
+			opt->url = value;
 		else if (strcmp(argv[i], "--user") == 0)
-			opt->user = argv[i + 1];
+			opt->user = value;
 		else if (strcmp(argv[i], "--count") == 0)
-			opt->count = atoi(argv[i + 1]);
+			valid = parse_int(value, &opt->count);
 		else if (strcmp(argv[i], "--threads") == 0)
-			opt->threads = atoi(argv[i + 1]);
+			valid = parse_int(value, &opt->threads);
 		else if (strcmp(argv[i], "--cost") == 0)
-			opt->cost = atoi(argv[i + 1]);
+			valid = parse_int(value, &opt->cost);
 		else
+			valid = false;
+		if (!valid)
 			return false;
 	}
 	if (i != argc || opt->count < 1 || opt->count > MAX_COUNT ||

@@ -151,8 +151,7 @@ static fa_result parse_option(const struct ctl_command *command, int argc,
 	int index = -1;
 	bool is_global = false;
 
-	option = find_option(command ? command->options : NULL, word, name_len,
-	                     &index);
+	option = find_option(command->options, word, name_len, &index);
 	if (option == NULL) {
 		option =
 		        find_option(ctl_global_options, word, name_len, &index);
@@ -192,7 +191,7 @@ fa_result ctl_args_parse(const struct ctl_command *command, int argc,
                          struct ctl_settings *settings, bool *help, char *err,
                          size_t err_size)
 {
-	fa_result result = FA_OK;
+	fa_result result;
 	bool options_done = false;
 
 	memset(args, 0, sizeof(*args));

@@ -127,7 +127,9 @@ static void print_event(struct ctl *ctl, const cJSON *event)
 		}
 		putchar('\n');
 	}
-	fflush(stdout);
+	/* Shows each event as it arrives; main reports a failed write at
+	 * exit through ferror(stdout). */
+	(void)fflush(stdout);
 }
 
 /* Prints the events of one page, advancing cursor; counts printed events

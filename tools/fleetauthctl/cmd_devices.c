@@ -144,6 +144,7 @@ static char *chain_text(const cJSON *json)
 	const cJSON *chain = cJSON_GetObjectItemCaseSensitive(json, "ca_chain");
 	const cJSON *item;
 	size_t size = 1;
+	size_t used = 0;
 	char *text;
 
 	if (cJSON_IsString(chain))
@@ -158,12 +159,19 @@ static char *chain_text(const cJSON *json)
 		return NULL;
 	cJSON_ArrayForEach(item, chain)
 	{
+		size_t len;
+
 		if (!cJSON_IsString(item))
 			continue;
-		strcat(text, item->valuestring);
-		if (text[0] != '\0' && text[strlen(text) - 1] != '\n')
-			strcat(text, "\n");
+		/* size has room for each string, a newline after each one, and
+		 * the terminator. */
+		len = strlen(item->valuestring);
+		memcpy(text + used, item->valuestring, len);
+		used += len;
+		if (used > 0 && text[used - 1] != '\n')
+			text[used++] = '\n';
 	}
+	text[used] = '\0';
 	return text;
 }
 

@@ -19,7 +19,7 @@
 
 #define CTL_DEFAULT_TIMEOUT 10 /* seconds for one HTTP request */
 #define CTL_MAX_TIMEOUT 3600
-#define CTL_MAX_RESPONSE (16u * 1024 * 1024) /* bytes */
+#define CTL_MAX_RESPONSE ((size_t)16 * 1024 * 1024) /* bytes */
 #define CTL_MAX_ARGS 8
 #define CTL_MAX_OPTIONS 16
 

@@ -206,7 +206,7 @@ static void describe_curl_error(CURL *curl, CURLcode code, const char *url,
 	case CURLE_WRITE_ERROR:
 		if (too_large) {
 			snprintf(err, err_size,
-			         "response from %s is larger than %u bytes",
+			         "response from %s is larger than %zu bytes",
 			         url, CTL_MAX_RESPONSE);
 			break;
 		}

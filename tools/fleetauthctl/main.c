@@ -164,10 +164,11 @@ static const struct ctl_command *resolve(struct ctl *ctl, int argc, char **argv,
 	return command;
 }
 
-static int run(int argc, char **argv, struct ctl *ctl)
+/* Parses argv into args and runs the command. ctl->args points to args, so
+ * args must live as long as ctl. */
+static int run(int argc, char **argv, struct ctl *ctl, struct ctl_args *args)
 {
 	const struct ctl_command *command;
-	struct ctl_args args;
 	char err[512];
 	bool help = false;
 	int status = CTL_EXIT_OK;
@@ -180,8 +181,8 @@ static int run(int argc, char **argv, struct ctl *ctl)
 	if (command == NULL)
 		return status;
 	ctl->command = command;
-	ctl->args = &args;
-	if (ctl_args_parse(command, argc - first, argv + first, &args,
+	ctl->args = args;
+	if (ctl_args_parse(command, argc - first, argv + first, args,
 	                   &ctl->settings, &help, err, sizeof(err)) != FA_OK) {
 		ctl_error(ctl, "%s", err);
 		return CTL_EXIT_USAGE;
@@ -195,15 +196,17 @@ static int run(int argc, char **argv, struct ctl *ctl)
 		ctl_error(ctl, "%s", err);
 		return CTL_EXIT_FAILURE;
 	}
-	return command->run(ctl, &args);
+	return command->run(ctl, args);
 }
 
 int main(int argc, char **argv)
 {
 	struct ctl ctl;
+	struct ctl_args args;
 	int status;
 
 	memset(&ctl, 0, sizeof(ctl));
+	memset(&args, 0, sizeof(args));
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		ctl_error(NULL, "cannot initialise libcurl");
 		return CTL_EXIT_FAILURE;
@@ -212,8 +215,8 @@ int main(int argc, char **argv)
 		ctl_error(NULL, "out of memory");
 		return CTL_EXIT_FAILURE;
 	}
-	status = run(argc, argv, &ctl);
-	if (fflush(stdout) != 0 && status == CTL_EXIT_OK) {
+	status = run(argc, argv, &ctl, &args);
+	if ((fflush(stdout) != 0 || ferror(stdout)) && status == CTL_EXIT_OK) {
 		ctl_error(NULL, "cannot write standard output");
 		status = CTL_EXIT_FAILURE;
 	}

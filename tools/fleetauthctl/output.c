@@ -22,11 +22,12 @@ void ctl_sanitize(const char *s, char *out, size_t out_size)
 		/* Keep UTF-8 bytes, replace C0 controls and DEL so that data
 		 * from the service cannot move the cursor or recolour the
 		 * terminal. */
-		out[used++] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+		out[used++] = (char)((c < 0x20 || c == 0x7f) ? '?' : c);
 	}
 	out[used] = '\0';
 }
 
+/* NOLINTNEXTLINE(misc-no-recursion): cJSON stops parsing at 1000 levels. */
 void ctl_value_text(const cJSON *value, char *out, size_t out_size)
 {
 	char number[64];
@@ -107,7 +108,7 @@ void ctl_print_table(const cJSON *items, const struct ctl_column *columns)
 	const cJSON *item;
 	int count = 0;
 
-	while (columns[count].header != NULL && count < 16) {
+	while (count < 16 && columns[count].header != NULL) {
 		widths[count] = text_width(columns[count].header);
 		count++;
 	}

@@ -354,7 +354,7 @@ static bool have_credential(const struct ctl_settings *settings)
 fa_result ctl_settings_load_files(struct ctl_settings *settings, char *err,
                                   size_t err_size)
 {
-	fa_result result = FA_OK;
+	fa_result result;
 	char path[PATH_MAX];
 	bool explicit_config = settings->config_path != NULL;
 
@@ -517,7 +517,7 @@ fa_result ctl_read_secret_file(const char *path, char **out, char *err,
 		return FA_ERR_IO;
 	}
 	result = read_first_line(fp, path, out, err, err_size);
-	fclose(fp);
+	(void)fclose(fp); /* opened for reading: nothing to flush */
 	return result;
 }
 
@@ -539,7 +539,8 @@ fa_result ctl_prompt_secret(const char *prompt, char **out, char *err,
 	quiet = saved;
 	quiet.c_lflag &= ~(tcflag_t)ECHO;
 	fprintf(stderr, "%s: ", prompt);
-	fflush(stderr);
+	/* stderr is unbuffered, and a failed prompt has no remedy. */
+	(void)fflush(stderr);
 	(void)tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
 	result = read_first_line(stdin, "input", out, err, err_size);
 	(void)tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);

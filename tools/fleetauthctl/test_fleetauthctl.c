@@ -55,7 +55,7 @@ static void args_parse_options_and_positional(void **state)
 	assert_int_equal(parse_words(&args, &settings, &help, err, sizeof(err),
 	                             "drv-ann", "--role", "driver", "--force",
 	                             "--scope=a", "--scope", "b", "--json",
-	                             "--timeout=30", NULL),
+	                             "--timeout=30", (char *)NULL),
 	                 FA_OK);
 	assert_false(help);
 	assert_int_equal(args.positional_count, 1);
@@ -79,31 +79,31 @@ static void args_parse_rejects_bad_input(void **state)
 
 	(void)state;
 	assert_int_equal(parse_words(&args, &settings, &help, err, sizeof(err),
-	                             "x", "--nope", NULL),
+	                             "x", "--nope", (char *)NULL),
 	                 FA_ERR_INVALID);
 	assert_non_null(strstr(err, "unknown option --nope"));
 	assert_int_equal(parse_words(&args, &settings, &help, err, sizeof(err),
-	                             "x", "--role", NULL),
+	                             "x", "--role", (char *)NULL),
 	                 FA_ERR_INVALID);
 	assert_non_null(strstr(err, "needs a value"));
-	assert_int_equal(
-	        parse_words(&args, &settings, &help, err, sizeof(err), NULL),
-	        FA_ERR_INVALID);
+	assert_int_equal(parse_words(&args, &settings, &help, err, sizeof(err),
+	                             (char *)NULL),
+	                 FA_ERR_INVALID);
 	assert_non_null(strstr(err, "missing argument"));
 	assert_int_equal(parse_words(&args, &settings, &help, err, sizeof(err),
-	                             "a", "b", NULL),
+	                             "a", "b", (char *)NULL),
 	                 FA_ERR_INVALID);
 	assert_non_null(strstr(err, "unexpected argument \"b\""));
 	assert_int_equal(parse_words(&args, &settings, &help, err, sizeof(err),
-	                             "a", "--force=1", NULL),
+	                             "a", "--force=1", (char *)NULL),
 	                 FA_ERR_INVALID);
 	assert_non_null(strstr(err, "takes no value"));
 	assert_int_equal(parse_words(&args, &settings, &help, err, sizeof(err),
-	                             "a", "--timeout", "0", NULL),
+	                             "a", "--timeout", "0", (char *)NULL),
 	                 FA_ERR_INVALID);
 	assert_non_null(strstr(err, "--timeout"));
 	assert_int_equal(parse_words(&args, &settings, &help, err, sizeof(err),
-	                             "a", "-x", NULL),
+	                             "a", "-x", (char *)NULL),
 	                 FA_ERR_INVALID);
 	ctl_settings_free(&settings);
 }
@@ -117,7 +117,7 @@ static void args_parse_help_skips_checks(void **state)
 
 	(void)state;
 	assert_int_equal(parse_words(&args, &settings, &help, err, sizeof(err),
-	                             "--help", NULL),
+	                             "--help", (char *)NULL),
 	                 FA_OK);
 	assert_true(help);
 }
@@ -131,7 +131,7 @@ static void args_double_dash_ends_options(void **state)
 
 	(void)state;
 	assert_int_equal(parse_words(&args, &settings, &help, err, sizeof(err),
-	                             "--", "--odd", NULL),
+	                             "--", "--odd", (char *)NULL),
 	                 FA_OK);
 	assert_string_equal(args.positional[0], "--odd");
 }
@@ -184,15 +184,18 @@ static char *capture_table(const cJSON *items, const struct ctl_column *columns)
 	int saved = dup(STDOUT_FILENO);
 	char *text = calloc(1, 4096);
 
-	fflush(stdout);
-	dup2(fileno(capture), STDOUT_FILENO);
+	assert_non_null(capture);
+	assert_true(saved >= 0);
+	assert_non_null(text);
+	assert_int_equal(fflush(stdout), 0);
+	assert_int_equal(dup2(fileno(capture), STDOUT_FILENO), STDOUT_FILENO);
 	ctl_print_table(items, columns);
-	fflush(stdout);
-	dup2(saved, STDOUT_FILENO);
+	assert_int_equal(fflush(stdout), 0);
+	assert_int_equal(dup2(saved, STDOUT_FILENO), STDOUT_FILENO);
 	close(saved);
 	rewind(capture);
 	assert_true(fread(text, 1, 4095, capture) > 0);
-	fclose(capture);
+	assert_int_equal(fclose(capture), 0);
 	return text;
 }
 
@@ -262,8 +265,8 @@ static void config_rejects_group_readable_file(void **state)
 	snprintf(path, sizeof(path), "%s/ctl.conf", dir);
 	fp = fopen(path, "w");
 	assert_non_null(fp);
-	fputs("url = http://127.0.0.1:9\n", fp);
-	fclose(fp);
+	assert_true(fputs("url = http://127.0.0.1:9\n", fp) >= 0);
+	assert_int_equal(fclose(fp), 0);
 	assert_int_equal(chmod(path, 0644), 0);
 	assert_int_equal(ctl_settings_init(&settings), FA_OK);
 	free(settings.url);
@@ -301,8 +304,10 @@ static void config_reports_unknown_key_with_line(void **state)
 	snprintf(path, sizeof(path), "%s/ctl.conf", dir);
 	fp = fopen(path, "w");
 	assert_non_null(fp);
-	fputs("# comment\n\nurl = http://127.0.0.1:9\ncolour = blue\n", fp);
-	fclose(fp);
+	assert_true(fputs("# comment\n\nurl = http://127.0.0.1:9\n"
+	                  "colour = blue\n",
+	                  fp) >= 0);
+	assert_int_equal(fclose(fp), 0);
 	assert_int_equal(chmod(path, 0600), 0);
 	assert_int_equal(ctl_settings_init(&settings), FA_OK);
 	settings.config_path = strdup(path);
@@ -335,7 +340,7 @@ static void private_file_written_with_mode_0600(void **state)
 	fp = fopen(path, "r");
 	assert_non_null(fp);
 	assert_non_null(fgets(line, sizeof(line), fp));
-	fclose(fp);
+	assert_int_equal(fclose(fp), 0);
 	assert_string_equal(line, "access_token = abc\n");
 	unlink(path);
 	snprintf(path, sizeof(path), "%s/sub", dir);

@@ -110,7 +110,7 @@ out:
 		free(line);
 	}
 	if (file != NULL)
-		fclose(file);
+		(void)fclose(file); /* read-only: nothing is lost */
 	if (result != 0)
 		client_list_free(list);
 	return result;
@@ -210,7 +210,7 @@ static int append(char *out, size_t size, size_t *used, const char *text)
 
 	if (*used + len >= size)
 		return -1;
-	memcpy(out + *used, text, len);
+	memcpy(out + *used, text, len + 1);
 	*used += len;
 	return 0;
 }

@@ -760,7 +760,7 @@ static bool past(int64_t now, int64_t deadline_ns)
  * every SUBACK arrived (or SETTLE_NS passed), or at the deadline. */
 static int run_connect_phase(struct run *run, int64_t deadline_ns)
 {
-	int64_t begin = now_ns(), last_misc = begin, now = begin;
+	int64_t begin = now_ns(), last_misc = begin, now;
 	int64_t settle_deadline = 0;
 	size_t next = 0;
 
@@ -790,7 +790,7 @@ static int run_connect_phase(struct run *run, int64_t deadline_ns)
 static int run_hold_phase(struct run *run, int64_t deadline_ns,
                           double *held_seconds)
 {
-	int64_t begin = now_ns(), last_misc = begin, now = begin;
+	int64_t begin = now_ns(), last_misc = begin, now;
 	int64_t end = begin + (int64_t)(run->options.hold * 1e9);
 	size_t cursor = 0;
 	int result = 0;
@@ -946,11 +946,10 @@ int main(int argc, char **argv)
 	int rc, result = 1;
 
 	memset(&run, 0, sizeof(run));
-	run.epoll_fd = -1;
 	rc = parse_options(argc, argv, &run.options);
 	if (rc != 0)
 		return rc > 0 ? 0 : 2;
-	signal(SIGPIPE, SIG_IGN);
+	(void)signal(SIGPIPE, SIG_IGN);
 	mosquitto_lib_init();
 	run.epoll_fd = epoll_create1(EPOLL_CLOEXEC);
 	if (run.epoll_fd < 0) {
