@@ -3,13 +3,15 @@
  *
  *   fleetauth-bench-mint --key PEM --kid KID --prefix P --count N
  *       [--first I] [--role ROLE] [--carrier ID] [--ttl S]
- *       [--issuer ISS] [--audience AUD]
+ *       [--device-prefix D] [--issuer ISS] [--audience AUD]
  *
  * Prints one line per user P<i> for i = first .. first + count - 1:
  * "P<i> P<i> TOKEN <i>", the clients-file format of fleetauth-loadgen with
  * i as the %v field. Each token is RS256 with a fresh random jti, so
  * running the tool twice yields tokens that no broker has seen. The key
- * must be the RSA private key whose public half is in signing_keys.
+ * must be the RSA private key whose public half is in signing_keys. With
+ * --device-prefix the token of P<i> carries "did": "D<i>", so that revoking
+ * device D<i> disconnects that client (the scale scenarios use this).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -32,6 +34,7 @@ struct mint_options {
 	const char *prefix;
 	const char *role;
 	const char *carrier;
+	const char *device_prefix;
 	const char *issuer;
 	const char *audience;
 	long first;
@@ -49,6 +52,8 @@ static void usage(FILE *out)
 	        "  --carrier ID    carrier claim (required for carrier "
 	        "roles)\n"
 	        "  --ttl S         lifetime in seconds (default 900)\n"
+	        "  --device-prefix D  bind the token of P<i> to device D<i> "
+	        "(did claim)\n"
 	        "  --issuer ISS    iss claim (default fleetauth)\n"
 	        "  --audience AUD  aud claim (default fleetauth-mqtt)\n");
 }
@@ -81,6 +86,7 @@ static int parse_options(int argc, char **argv, struct mint_options *o)
 	        {"first", required_argument, NULL, 'f'},
 	        {"role", required_argument, NULL, 'r'},
 	        {"carrier", required_argument, NULL, 'c'},
+	        {"device-prefix", required_argument, NULL, 'd'},
 	        {"ttl", required_argument, NULL, 't'},
 	        {"issuer", required_argument, NULL, 'i'},
 	        {"audience", required_argument, NULL, 'a'},
@@ -110,6 +116,9 @@ static int parse_options(int argc, char **argv, struct mint_options *o)
 			break;
 		case 'c':
 			o->carrier = optarg;
+			break;
+		case 'd':
+			o->device_prefix = optarg;
 			break;
 		case 'i':
 			o->issuer = optarg;
@@ -163,7 +172,7 @@ static EVP_PKEY *read_key(const char *path)
 		return NULL;
 	}
 	key = PEM_read_PrivateKey(file, NULL, NULL, NULL);
-	fclose(file);
+	(void)fclose(file); /* read-only: nothing is lost */
 	if (key == NULL || EVP_PKEY_get_base_id(key) != EVP_PKEY_RSA) {
 		fprintf(stderr, "%s: not an RSA private key in PEM\n", path);
 		EVP_PKEY_free(key);
@@ -203,9 +212,10 @@ static size_t append_b64(const char *text, char *out, size_t len, size_t size)
 }
 
 static int mint_one(const struct mint_options *o, EVP_PKEY *key,
-                    const char *sub, char *token, size_t size)
+                    const char *sub, long index, char *token, size_t size)
 {
-	char header[256], claims[1024], carrier[128] = "", jti[33];
+	char header[256], claims[1024], carrier[128] = "", did[128] = "";
+	char jti[33];
 	unsigned char random[16];
 	long long now = (long long)time(NULL);
 	size_t len, i;
@@ -217,14 +227,17 @@ static int mint_one(const struct mint_options *o, EVP_PKEY *key,
 	if (o->carrier != NULL)
 		snprintf(carrier, sizeof(carrier), ",\"carrier\":\"%s\"",
 		         o->carrier);
+	if (o->device_prefix != NULL)
+		snprintf(did, sizeof(did), ",\"did\":\"%s%ld\"",
+		         o->device_prefix, index);
 	snprintf(header, sizeof(header),
 	         "{\"alg\":\"RS256\",\"kid\":\"%s\",\"typ\":\"at+jwt\"}",
 	         o->kid);
 	snprintf(claims, sizeof(claims),
 	         "{\"iss\":\"%s\",\"aud\":\"%s\",\"sub\":\"%s\","
-	         "\"role\":\"%s\"%s,\"amr\":[\"pwd\"],\"iat\":%lld,"
+	         "\"role\":\"%s\"%s%s,\"amr\":[\"pwd\"],\"iat\":%lld,"
 	         "\"nbf\":%lld,\"exp\":%lld,\"jti\":\"%s\"}",
-	         o->issuer, o->audience, sub, o->role, carrier, now, now,
+	         o->issuer, o->audience, sub, o->role, carrier, did, now, now,
 	         now + o->ttl, jti);
 	len = append_b64(header, token, 0, size);
 	if (len == 0 || len + 1 >= size)
@@ -258,7 +271,8 @@ int main(int argc, char **argv)
 			        sub);
 			goto out;
 		}
-		if (mint_one(&options, key, sub, token, sizeof(token)) != 0) {
+		if (mint_one(&options, key, sub, i, token, sizeof(token)) !=
+		    0) {
 			fprintf(stderr, "signing the token for %s failed\n",
 			        sub);
 			goto out;

@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
-# Revocation fan-out at scale: CLIENTS token clients spread round-robin over
-# BROKERS brokers that follow one database; one UPDATE disables REVOKED of
-# their users. Prints, per broker and overall, the time from the start of
-# the UPDATE to each client's disconnect as seen by the client (median, p99,
-# max), and checks that exactly the clients of disabled users were dropped.
+# Revocation fan-out at scale, through fleetauthd's HTTP API. CLIENTS driver
+# token clients are spread round-robin over BROKERS brokers that follow one
+# database. The first half have plain tokens; the second half have tokens
+# bound to a phone device of their own (did claim). One burst of REVOKED API
+# calls, sent by fleetauth-scale-api from several threads at once, revokes
+# them: half are PATCH /v1/users/{id} {"status": "disabled"} on first-half
+# users, half are POST /v1/devices/{id}/revoke on second-half phones. The
+# latency of a revoked client is the time from the start of the API call
+# that revoked it to its disconnect as seen by the client. Prints median,
+# p99 and max per broker and overall, and checks that exactly the revoked
+# clients were dropped.
 #
 #   tools/scale/revocation.sh BUILD_DIR [CLIENTS [REVOKED [BROKERS]]]
 #
-# Defaults: 10000 clients, 1000 revoked, 3 brokers. Starts its own stack in
-# a temporary folder with tools/stack and stops it on exit.
+# Defaults: 10000 clients, 1000 revoked, 3 brokers. SCALE_API_WORKERS sets
+# the number of concurrent API calls (default 8). Starts its own stack in a
+# temporary folder with tools/stack and stops it on exit.
 set -euo pipefail
 
 readonly SRC_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -17,14 +24,21 @@ build=$(cd "${1:?$USAGE}" && pwd)
 clients=${2:-10000}
 revoked=${3:-1000}
 brokers=${4:-3}
+workers=${SCALE_API_WORKERS:-8}
 watch=$build/tools/scale/fleetauth-scale-watch
 mint=$build/tools/bench/fleetauth-bench-mint
-for tool in "$watch" "$mint"; do
+api=$build/tools/scale/fleetauth-scale-api
+for tool in "$watch" "$mint" "$api"; do
 	[[ -x $tool ]] || {
 		echo "error: $tool not found: build it in $build" >&2
 		exit 1
 	}
 done
+((clients % 2 == 0 && revoked % 2 == 0)) || {
+	echo "error: CLIENTS ($clients) and REVOKED ($revoked) must be even," \
+		"because half of each are users and half devices" >&2
+	exit 1
+}
 ((revoked <= clients)) || {
 	echo "error: REVOKED ($revoked) is more than CLIENTS ($clients)" >&2
 	exit 1
@@ -60,9 +74,11 @@ IFS=, read -r -a ports <<<"$MQTT_PORTS"
 mapfile -t broker_pids < <(for conf in ${FLEETAUTH_MOSQUITTO_CONFS//,/ }; do
 	pgrep -f -x "/usr/sbin/mosquitto -c $conf"
 done)
+api_port=${FLEETAUTH_URL##*:}
 
-# Every revoked-th user (by number) is disabled, so the revoked clients are
-# spread evenly over the brokers.
+# Users 1 .. half have plain tokens; users half+1 .. CLIENTS each own phone
+# ${tag}m<i>. One client in every CLIENTS / REVOKED of each half is revoked.
+half=$((clients / 2))
 every=$((clients / revoked))
 tag=s$(openssl rand -hex 3)
 psql -X -q -v ON_ERROR_STOP=1 <<EOF
@@ -72,13 +88,27 @@ INSERT INTO principals (id, kind)
 INSERT INTO users (id, carrier_id, role, password_hash)
 	SELECT '${tag}d' || i, '$tag', 'driver', 'x'
 	FROM generate_series(1, $clients) i;
+INSERT INTO principals (id, kind)
+	SELECT '${tag}m' || i, 'device'
+	FROM generate_series($half + 1, $clients) i;
+INSERT INTO devices (id, carrier_id, device_type, status, user_id,
+		created_by, enrolled_at)
+	SELECT '${tag}m' || i, '$tag', 'phone', 'active', '${tag}d' || i,
+		'scale', now()
+	FROM generate_series($half + 1, $clients) i;
 EOF
 kid=$(psql -X -q -A -t -c \
 	"SELECT kid FROM signing_keys WHERE status = 'current'")
-"$mint" --key "$FLEETAUTH_SIGNING_KEY" --kid "$kid" --prefix "${tag}d" \
-	--count "$clients" --carrier "$tag" --issuer "$FLEETAUTH_ISSUER" \
-	--audience "$FLEETAUTH_AUDIENCE" >"$work/clients"
-# The brokers learn about the new users from change_log; wait for the last.
+mint_args=(--key "$FLEETAUTH_SIGNING_KEY" --kid "$kid" --prefix "${tag}d"
+	--count "$half" --carrier "$tag" --issuer "$FLEETAUTH_ISSUER"
+	--audience "$FLEETAUTH_AUDIENCE")
+{
+	"$mint" "${mint_args[@]}"
+	"$mint" "${mint_args[@]}" --first $((half + 1)) \
+		--device-prefix "${tag}m"
+} >"$work/clients"
+# The brokers learn about the new users and phones from change_log; wait
+# until every broker accepts the last phone client.
 read -r _ last_user last_token _ < <(tail -n 1 "$work/clients")
 for port in "${ports[@]}"; do
 	for _ in $(seq 1 300); do
@@ -88,6 +118,25 @@ for port in "${ports[@]}"; do
 		sleep 0.1
 	done
 done
+
+# The API calls of the burst, one per revoked client, tagged with the
+# client id, users and devices interleaved. Client i is on broker
+# (i - 1) mod BROKERS. The k-th revoked client of the first half is the one
+# among numbers (k - 1) * every + 1 .. k * every that is on broker
+# k mod BROKERS, so the revoked clients are spread evenly over the brokers
+# even when every is a multiple of BROKERS.
+for ((k = 1; k <= revoked / 2; k++)); do
+	i=$((k * every))
+	if ((every >= brokers)); then
+		i=$((i - ((k * every - 1 - k) % brokers + brokers) % brokers))
+	fi
+	printf '%s PATCH /v1/users/%s {"status":"disabled"}\n' \
+		"${tag}d$i" "${tag}d$i"
+	j=$((i + half))
+	printf '%s POST /v1/devices/%s/revoke {"reason":"lost"}\n' \
+		"${tag}d$j" "${tag}m$j"
+done >"$work/requests"
+expected=$(wc -l <"$work/requests")
 
 # libmosquitto needs 3 file descriptors per client, so each watcher
 # process opens at most WATCH_SLICE clients.
@@ -103,11 +152,18 @@ watch_pids=()
 launch_ms=$(date +%s%3N)
 for slice in "$work"/slice.*; do
 	n=${slice##*.}
-	# Drops expected in this slice: users whose number divides by every.
-	drops=$(awk -v tag="${tag}d" -v every="$every" \
-		'substr($2, length(tag) + 1) % every == 0' "$slice" | wc -l)
-	"$watch" --ports "$MQTT_PORTS" --clients "$slice" \
-		--concurrency 32 --hold 60 --timeout 300 \
+	# Drops expected in this slice: clients named in a request.
+	drops=$(awk 'NR == FNR { want[$1] = 1; next } $1 in want' \
+		"$work/requests" "$slice" | wc -l)
+	# The watcher connects client k of its file to port k mod BROKERS;
+	# slices of WATCH_SLICE lines keep the global round-robin only when
+	# WATCH_SLICE is a multiple of BROKERS, so pass the ports rotated.
+	offset=$(((n * WATCH_SLICE) % brokers))
+	slice_ports=$(for ((k = 0; k < brokers; k++)); do
+		printf '%s\n' "${ports[(k + offset) % brokers]}"
+	done | paste -sd,)
+	"$watch" --ports "$slice_ports" --clients "$slice" \
+		--concurrency 32 --hold 90 --timeout 300 \
 		--stop-after-drops "$drops" --grace 3 >"$work/watch.$n.out" \
 		2>"$work/watch.$n.err" &
 	watch_pids+=($!)
@@ -137,11 +193,10 @@ declare -A cpu_before
 for pid in "${broker_pids[@]}"; do
 	cpu_before[$pid]=$(awk '{ print $1 }' "/proc/$pid/schedstat")
 done
-start_ms=$(date +%s%3N)
-psql -X -q -v ON_ERROR_STOP=1 -c "UPDATE users SET status = 'disabled'
-	WHERE carrier_id = '$tag'
-	AND substr(id, length('${tag}d') + 1)::int % $every = 0"
-commit_ms=$(date +%s%3N)
+log "sending $expected API calls with $workers workers"
+api_status=0
+"$api" --port "$api_port" --workers "$workers" <"$work/requests" \
+	>"$work/api.out" || api_status=$?
 for pid in "${watch_pids[@]}"; do
 	wait "$pid" || true
 done
@@ -153,12 +208,17 @@ for pid in "${broker_pids[@]}"; do
 	cpu_text+=" $(((after - cpu_before[$pid]) / 1000000))"
 done
 
-expected=$((clients / every))
 dropped=$(grep -c '^dropped ' "$work/watch.out" || true)
-wrong=$(awk -v tag="${tag}d" -v every="$every" '$1 == "dropped" {
-	n = substr($3, length(tag) + 1) + 0
-	if (n % every != 0) print $3 }' "$work/watch.out" | wc -l)
+wrong=$(awk 'NR == FNR { want[$1] = 1; next }
+	$1 == "dropped" && !($3 in want) { print $3 }' \
+	"$work/requests" "$work/watch.out" | wc -l)
 alive=$(grep -c '^alive ' "$work/watch.out" || true)
+api_failed=$(awk '$4 < 200 || $4 > 299' "$work/api.out" | wc -l)
+# Per dropped client: "port ms-from-call-start ms-from-call-end kind".
+awk 'NR == FNR { start[$1] = $2; end[$1] = $3; next }
+	$1 == "dropped" && ($3 in start) {
+		print $4, $2 - start[$3], $2 - end[$3] }' \
+	"$work/api.out" "$work/watch.out" >"$work/latency"
 
 # Prints "median p99 max" of the numbers on stdin (nearest-rank p99).
 percentiles()
@@ -169,37 +229,43 @@ percentiles()
 		printf "%d %d %d\n", v[int((NR + 1) / 2)], v[p99], v[NR] }'
 }
 
-printf 'scenario: revocation fan-out, %d clients on %d brokers, %d users' \
+printf 'scenario: revocation fan-out, %d clients on %d brokers, %d' \
 	"$clients" "$brokers" "$expected"
-printf ' disabled in one UPDATE\n'
+printf ' revoked through the API (%d users, %d devices), %d workers\n' \
+	$((expected / 2)) $((expected / 2)) "$workers"
 printf 'machine: %s cores, load average %s\n' "$(nproc)" \
 	"$(cut -d' ' -f1-3 /proc/loadavg)"
 printf 'connect: %d connected, %d refused, %d failed, %.1f s for all\n' \
 	"$connected" "$refused" "$failed" \
 	"$(awk -v a="$ready_ms" -v b="$launch_ms" 'BEGIN { print (a - b) / 1000 }')"
-printf 'UPDATE: %d ms from psql start to return\n' \
-	$((commit_ms - start_ms))
+printf 'API: %d calls, %d failed, %d ms from first start to last end;' \
+	"$expected" "$api_failed" "$(awk 'NR == 1 || $2 < s { s = $2 }
+		$3 > e { e = $3 } END { print e - s }' "$work/api.out")"
+printf ' ms per call: median p99 max %s\n' \
+	"$(awk '{ print $3 - $2 }' "$work/api.out" | percentiles)"
 printf 'dropped %d (expected %d), wrongly dropped %d, alive %d\n' \
 	"$dropped" "$expected" "$wrong" "$alive"
 printf 'broker CPU during the revocation (ms):%s\n' "$cpu_text"
 printf 'broker VmRSS (KiB) before connecting:%s, connected:%s\n' \
 	"$rss_idle" "$rss_connected"
-printf 'ms from UPDATE start to disconnect: median p99 max\n'
+printf 'ms from the start of the API call to disconnect: median p99 max\n'
 for port in "${ports[@]}"; do
 	printf '  broker port %s (%d drops): %s\n' "$port" \
-		"$(awk -v p="$port" '$1 == "dropped" && $4 == p' \
-			"$work/watch.out" | wc -l)" \
-		"$(awk -v p="$port" -v s="$start_ms" \
-			'$1 == "dropped" && $4 == p { print $2 - s }' \
-			"$work/watch.out" | percentiles)"
+		"$(awk -v p="$port" '$1 == p' "$work/latency" | wc -l)" \
+		"$(awk -v p="$port" '$1 == p { print $2 }' "$work/latency" |
+			percentiles)"
 done
-printf '  all brokers: %s\n' "$(awk -v s="$start_ms" \
-	'$1 == "dropped" { print $2 - s }' "$work/watch.out" | percentiles)"
-printf 'ms from UPDATE return (commit) to disconnect, all brokers: %s\n' \
-	"$(awk -v s="$commit_ms" '$1 == "dropped" { print $2 - s }' \
-		"$work/watch.out" | percentiles)"
+printf '  all brokers: %s\n' \
+	"$(awk '{ print $2 }' "$work/latency" | percentiles)"
+printf 'ms from the end of the API call to disconnect, all brokers: %s\n' \
+	"$(awk '{ print $3 }' "$work/latency" | percentiles)"
+((api_status == 0 && api_failed == 0)) || {
+	echo "error: $api_failed API calls failed; see $work/api.out" \
+		"(status 0 is a connection failure; set SCALE_KEEP=1)" >&2
+	exit 1
+}
 ((dropped == expected && wrong == 0)) || {
-	echo "error: expected exactly the $expected clients of disabled" \
-		"users to be dropped (see the counts above)" >&2
+	echo "error: expected exactly the $expected revoked clients to be" \
+		"dropped (see the counts above)" >&2
 	exit 1
 }

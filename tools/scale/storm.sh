@@ -16,10 +16,12 @@ set -euo pipefail
 
 readonly SRC_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 readonly WATCH_SLICE=5000  # clients per process: 3 descriptors each
-# Pending CONNECTs per client process. Mosquitto 2.0 (src/net.c) listens
-# with a backlog of 100. Thousands of simultaneous SYNs would therefore
-# mostly measure the kernel's SYN retransmission timer, not the broker.
-readonly CONCURRENCY=64
+# Pending CONNECTs over all client processes together. Mosquitto 2.0.11
+# listens with a backlog of 100 (src/net.c). A connection that finds the
+# queue full is dropped and the client's kernel resends its SYN after 1 s,
+# so more pending CONNECTs than that would mostly measure the SYN
+# retransmission timer, and more so for the slower broker.
+readonly PENDING_TOTAL=96
 build=$(cd "${1:?usage: storm.sh BUILD_DIR [CLIENTS [ROUNDS]]}" && pwd)
 clients=${2:-19000}
 rounds=${3:-3}
@@ -82,6 +84,8 @@ kid=$(psql -X -q -A -t -c \
 	--audience "$FLEETAUTH_AUDIENCE" >"$work/clients"
 awk -v size="$WATCH_SLICE" -v dir="$work" \
 	'{ print > (dir "/slice." int((NR - 1) / size)) }' "$work/clients"
+slices=$(((clients + WATCH_SLICE - 1) / WATCH_SLICE))
+concurrency=$((PENDING_TOTAL / slices))
 
 port=$((20000 + RANDOM % 12000))
 while [[ -n $(ss -Htan "sport = :$port") ]]; do
@@ -120,19 +124,32 @@ stop_broker()
 	broker_pid=
 }
 
+# Prints the kernel's count of connections dropped because a listen queue
+# was full (TcpExt ListenOverflows, for the whole machine).
+listen_overflows()
+{
+	awk '$1 == "TcpExt:" && !n { for (i = 2; i <= NF; i++) name[i] = $i
+		n = 1; next }
+		$1 == "TcpExt:" { for (i = 2; i <= NF; i++)
+			if (name[i] == "ListenOverflows") print $i }' \
+		/proc/net/netstat
+}
+
 # Runs one storm against the broker just started; prints
-# "ms_to_all_connected broker_cpu_ms connected refused failed".
+# "ms_to_all_connected broker_cpu_ms connected refused failed
+# listen_overflows".
 storm()
 {
-	local before after launch ready n slice
+	local before after launch ready n slice overflows
 	before=$(awk '{ print $1 }' "/proc/$broker_pid/schedstat")
+	overflows=$(listen_overflows)
 	rm -f "$work"/watch.*
 	launch=$(date +%s%3N)
 	watch_pids=()
 	for slice in "$work"/slice.*; do
 		n=${slice##*.}
 		"$watch" --ports "$port" --clients "$slice" \
-			--concurrency "$CONCURRENCY" --hold 0 --timeout 120 \
+			--concurrency "$concurrency" --hold 0 --timeout 120 \
 			>"$work/watch.$n.out" 2>"$work/watch.$n.err" &
 		watch_pids+=($!)
 	done
@@ -143,9 +160,11 @@ storm()
 	after=$(awk '{ print $1 }' "/proc/$broker_pid/schedstat")
 	ready=$(awk '$1 == "ready" { print $2 }' "$work"/watch.*.out |
 		sort -n | tail -n 1)
+	overflows=$(($(listen_overflows) - overflows))
 	awk -v ms=$((ready - launch)) -v cpu=$(((after - before) / 1000000)) \
+		-v overflows="$overflows" \
 		'$1 == "ready" { c += $3; r += $4; f += $5 }
-		END { print ms, cpu, c, r, f }' "$work"/watch.*.out
+		END { print ms, cpu, c, r, f, overflows }' "$work"/watch.*.out
 }
 
 median()
@@ -166,10 +185,11 @@ for ((round = 1; round <= rounds; round++)); do
 		result=$(storm)
 		stop_broker
 		printf '%s %s\n' "$kind" "$result" >>"$work/results"
-		read -r ms cpu connected refused failed <<<"$result"
+		read -r ms cpu connected refused failed overflows <<<"$result"
 		printf 'round %d %-9s ms=%s cpu_ms=%s connected=%s' \
 			"$round" "$kind" "$ms" "$cpu" "$connected"
-		printf ' refused=%s failed=%s load=%s\n' "$refused" "$failed" \
+		printf ' refused=%s failed=%s listen_overflows=%s load=%s\n' \
+			"$refused" "$failed" "$overflows" \
 			"$(cut -d' ' -f1 /proc/loadavg)"
 	done
 done
