@@ -21,11 +21,17 @@
 /* Levels 0-4 are named by the rules; level 5 stands for anything deeper. */
 #define RULE_DEPTH 6
 
+/* Levels 1 (carrier) and 3 (device, load or driver) must be valid ids. */
+#define ID_LEVEL_A 1
+#define ID_LEVEL_B 3
+
 /* One level of a topic, pointing into the caller's string. s == NULL is a
- * fresh value: a valid id that equals no literal, id or carrier. */
+ * fresh value: a valid id that equals no literal, id or carrier. id_valid
+ * is set only at the id levels, when the level is filled. */
 struct level {
 	const char *s;
 	size_t len;
+	bool id_valid;
 };
 
 /* The levels the rules look at, and the level count capped at RULE_DEPTH. */
@@ -34,6 +40,85 @@ struct topic_view {
 	size_t count;
 };
 
+/*
+ * The identity with everything the rules ask about it worked out once per
+ * call: the lengths of its id and carrier and which role tests it passes.
+ * A carrier user is a user of a carrier role with a carrier, and the
+ * staff, driver and analyst flags include that condition.
+ */
+struct who_view {
+	const struct fa_identity *identity;
+	struct level id;
+	struct level carrier; /* s == NULL for no carrier */
+	bool device;
+	bool staff;   /* carrier user covering dispatcher */
+	bool driver;  /* carrier user covering driver */
+	bool analyst; /* carrier user covering fleet analyst */
+	bool sys;     /* user without a carrier covering system operator */
+};
+
+/* Byte classes for parsing: CLASS_ID for the bytes of an id
+ * ([A-Za-z0-9_-]), CLASS_STOP for the bytes that end a run of ordinary
+ * topic characters (the level separator, the end of the string and the two
+ * wildcards), 0 for every other byte. */
+#define CLASS_ID 1
+#define CLASS_STOP 2
+
+static const unsigned char char_class[256] = {
+        ['\0'] = CLASS_STOP, ['/'] = CLASS_STOP, ['+'] = CLASS_STOP,
+        ['#'] = CLASS_STOP,  ['-'] = CLASS_ID,   ['_'] = CLASS_ID,
+        ['0'] = CLASS_ID,    ['1'] = CLASS_ID,   ['2'] = CLASS_ID,
+        ['3'] = CLASS_ID,    ['4'] = CLASS_ID,   ['5'] = CLASS_ID,
+        ['6'] = CLASS_ID,    ['7'] = CLASS_ID,   ['8'] = CLASS_ID,
+        ['9'] = CLASS_ID,    ['A'] = CLASS_ID,   ['B'] = CLASS_ID,
+        ['C'] = CLASS_ID,    ['D'] = CLASS_ID,   ['E'] = CLASS_ID,
+        ['F'] = CLASS_ID,    ['G'] = CLASS_ID,   ['H'] = CLASS_ID,
+        ['I'] = CLASS_ID,    ['J'] = CLASS_ID,   ['K'] = CLASS_ID,
+        ['L'] = CLASS_ID,    ['M'] = CLASS_ID,   ['N'] = CLASS_ID,
+        ['O'] = CLASS_ID,    ['P'] = CLASS_ID,   ['Q'] = CLASS_ID,
+        ['R'] = CLASS_ID,    ['S'] = CLASS_ID,   ['T'] = CLASS_ID,
+        ['U'] = CLASS_ID,    ['V'] = CLASS_ID,   ['W'] = CLASS_ID,
+        ['X'] = CLASS_ID,    ['Y'] = CLASS_ID,   ['Z'] = CLASS_ID,
+        ['a'] = CLASS_ID,    ['b'] = CLASS_ID,   ['c'] = CLASS_ID,
+        ['d'] = CLASS_ID,    ['e'] = CLASS_ID,   ['f'] = CLASS_ID,
+        ['g'] = CLASS_ID,    ['h'] = CLASS_ID,   ['i'] = CLASS_ID,
+        ['j'] = CLASS_ID,    ['k'] = CLASS_ID,   ['l'] = CLASS_ID,
+        ['m'] = CLASS_ID,    ['n'] = CLASS_ID,   ['o'] = CLASS_ID,
+        ['p'] = CLASS_ID,    ['q'] = CLASS_ID,   ['r'] = CLASS_ID,
+        ['s'] = CLASS_ID,    ['t'] = CLASS_ID,   ['u'] = CLASS_ID,
+        ['v'] = CLASS_ID,    ['w'] = CLASS_ID,   ['x'] = CLASS_ID,
+        ['y'] = CLASS_ID,    ['z'] = CLASS_ID};
+
+/* Returns whether len bytes at s form a valid id, given whether every byte
+ * is an id byte: the test of fa_id_valid_n without a second pass. */
+static bool id_valid_len(bool all_id_bytes, size_t len)
+{
+	return all_id_bytes && len > 0 && len <= FA_ID_MAX;
+}
+
+/* The same test as fa_id_valid_n, by table lookup. */
+static bool id_valid_n(const char *s, size_t len)
+{
+	bool all_id_bytes = true;
+
+	for (size_t i = 0; i < len && all_id_bytes; i++)
+		all_id_bytes = char_class[(unsigned char)s[i]] & CLASS_ID;
+	return id_valid_len(all_id_bytes, len);
+}
+
+/* Sets level position of t and, at an id level, whether it is a valid id.
+ * A fresh value (s == NULL) is a valid id. */
+static void set_level(struct topic_view *t, size_t position, const char *s,
+                      size_t len)
+{
+	struct level *l = &t->levels[position];
+
+	l->s = s;
+	l->len = len;
+	if (position == ID_LEVEL_A || position == ID_LEVEL_B)
+		l->id_valid = s == NULL || id_valid_n(s, len);
+}
+
 /* Level comparisons ------------------------------------------------------ */
 
 static bool level_equals(const struct level *l, const char *s, size_t len)
@@ -41,59 +126,49 @@ static bool level_equals(const struct level *l, const char *s, size_t len)
 	return l->s != NULL && l->len == len && memcmp(l->s, s, len) == 0;
 }
 
-static bool level_is(const struct level *l, const char *literal)
-{
-	return level_equals(l, literal, strlen(literal));
-}
+/* Compares with a string literal, whose length is a compile-time
+ * constant. */
+#define level_is(l, literal) level_equals((l), (literal), sizeof(literal) - 1)
 
-static bool level_equals_str(const struct level *l, const char *s)
+/* Compares with an identity's id or carrier, which is NULL when absent. */
+static bool level_equals_level(const struct level *l, const struct level *v)
 {
-	return s != NULL && level_equals(l, s, strlen(s));
-}
-
-static bool level_id_valid(const struct level *l)
-{
-	return l->s == NULL || fa_id_valid_n(l->s, l->len);
+	return v->s != NULL && level_equals(l, v->s, v->len);
 }
 
 /* Who may do what -------------------------------------------------------- */
 
-/* A user of carrier whose role covers role (fleet_manager covers
- * dispatcher). Platform roles have no carrier and never match. */
-static bool is_carrier_user(const struct fa_identity *who,
-                            const struct level *carrier, enum fa_role role)
+/* A user of the carrier named by the level who passed a role test. */
+static bool is_carrier_user(const struct who_view *who, bool role_test,
+                            const struct level *carrier)
 {
-	return who->kind == FA_IDENTITY_USER &&
-	       fa_role_is_carrier_role(who->role) &&
-	       fa_role_covers(who->role, role) &&
-	       level_equals_str(carrier, who->carrier);
+	return role_test && level_equals_level(carrier, &who->carrier);
 }
 
 /* Dispatchers and fleet managers of the carrier. */
-static bool is_staff(const struct fa_identity *who, const struct level *c)
+static bool is_staff(const struct who_view *who, const struct level *c)
 {
-	return is_carrier_user(who, c, FA_ROLE_DISPATCHER);
+	return is_carrier_user(who, who->staff, c);
 }
 
-static bool is_device(const struct fa_identity *who, const struct level *c,
+static bool is_device(const struct who_view *who, const struct level *c,
                       const struct level *device)
 {
-	return who->kind == FA_IDENTITY_DEVICE &&
-	       level_equals_str(c, who->carrier) &&
-	       level_equals_str(device, who->id);
+	return who->device && level_equals_level(c, &who->carrier) &&
+	       level_equals_level(device, &who->id);
 }
 
 /* The driver named by the level, within the carrier. */
-static bool is_self_driver(const struct fa_identity *who, const struct level *c,
+static bool is_self_driver(const struct who_view *who, const struct level *c,
                            const struct level *driver)
 {
-	return is_carrier_user(who, c, FA_ROLE_DRIVER) &&
-	       level_equals_str(driver, who->id);
+	return is_carrier_user(who, who->driver, c) &&
+	       level_equals_level(driver, &who->id);
 }
 
 /* A driver assigned to the load. A fresh load has no assigned driver,
  * because only finitely many loads have assignments. */
-static bool is_assigned_driver(const struct fa_identity *who,
+static bool is_assigned_driver(const struct who_view *who,
                                const struct level *c, const struct level *load,
                                fa_assignment_lookup lookup, void *ctx)
 {
@@ -101,17 +176,17 @@ static bool is_assigned_driver(const struct fa_identity *who,
 
 	if (lookup == NULL || load->s == NULL || load->len > FA_ID_MAX)
 		return false;
-	if (!is_carrier_user(who, c, FA_ROLE_DRIVER))
+	if (!is_carrier_user(who, who->driver, c))
 		return false;
 	memcpy(load_id, load->s, load->len);
 	load_id[load->len] = '\0';
-	return lookup(ctx, who->carrier, load_id, who->id);
+	return lookup(ctx, who->identity->carrier, load_id, who->identity->id);
 }
 
 /* Rules ------------------------------------------------------------------ */
 
-static bool device_rule(const struct fa_identity *who,
-                        const struct topic_view *t, enum fa_access access)
+static bool device_rule(const struct who_view *who, const struct topic_view *t,
+                        enum fa_access access)
 {
 	const struct level *c = &t->levels[1];
 	const struct level *device = &t->levels[3];
@@ -122,8 +197,8 @@ static bool device_rule(const struct fa_identity *who,
 	if (level_is(channel, "telemetry")) {
 		if (access == FA_ACCESS_WRITE)
 			return is_device(who, c, device);
-		return is_carrier_user(who, c, FA_ROLE_DISPATCHER) ||
-		       is_carrier_user(who, c, FA_ROLE_FLEET_ANALYST);
+		return is_carrier_user(who, who->staff, c) ||
+		       is_carrier_user(who, who->analyst, c);
 	}
 	if (level_is(channel, "commands")) {
 		if (access == FA_ACCESS_WRITE)
@@ -138,7 +213,7 @@ static bool device_rule(const struct fa_identity *who,
  * assigned driver reads everything except rate and below, and writes only
  * driver and below.
  */
-static bool load_rule(const struct fa_identity *who, const struct topic_view *t,
+static bool load_rule(const struct who_view *who, const struct topic_view *t,
                       enum fa_access access, fa_assignment_lookup lookup,
                       void *ctx)
 {
@@ -157,8 +232,8 @@ static bool load_rule(const struct fa_identity *who, const struct topic_view *t,
 }
 
 /* fleet/{c}/drivers/{driver}/inbox and /status, with nothing below. */
-static bool driver_rule(const struct fa_identity *who,
-                        const struct topic_view *t, enum fa_access access)
+static bool driver_rule(const struct who_view *who, const struct topic_view *t,
+                        enum fa_access access)
 {
 	const struct level *c = &t->levels[1];
 	const struct level *driver = &t->levels[3];
@@ -179,28 +254,21 @@ static bool driver_rule(const struct fa_identity *who,
 	return false;
 }
 
-/* $SYS and below: read-only, for system administrators and operators. */
-static bool sys_rule(const struct fa_identity *who, enum fa_access access)
-{
-	return access == FA_ACCESS_READ && who->kind == FA_IDENTITY_USER &&
-	       (who->carrier == NULL || who->carrier[0] == '\0') &&
-	       fa_role_covers(who->role, FA_ROLE_SYSTEM_OPERATOR);
-}
-
-/* Decides READ or WRITE on one topic; everything not allowed is denied. */
-static bool rules_allow(const struct fa_identity *who,
-                        const struct topic_view *t, enum fa_access access,
-                        fa_assignment_lookup lookup, void *ctx)
+/* Decides READ or WRITE on one topic; everything not allowed is denied.
+ * $SYS and below is read-only, for system administrators and operators. */
+static bool rules_allow(const struct who_view *who, const struct topic_view *t,
+                        enum fa_access access, fa_assignment_lookup lookup,
+                        void *ctx)
 {
 	const struct level *kind = &t->levels[2];
 
 	if (t->count == 0)
 		return false;
 	if (level_is(&t->levels[0], "$SYS"))
-		return sys_rule(who, access);
+		return access == FA_ACCESS_READ && who->sys;
 	if (!level_is(&t->levels[0], "fleet") || t->count < 4)
 		return false;
-	if (!level_id_valid(&t->levels[1]) || !level_id_valid(&t->levels[3]))
+	if (!t->levels[ID_LEVEL_A].id_valid || !t->levels[ID_LEVEL_B].id_valid)
 		return false;
 	if (level_is(kind, "devices"))
 		return device_rule(who, t, access);
@@ -211,17 +279,37 @@ static bool rules_allow(const struct fa_identity *who,
 	return false;
 }
 
+/* Works out the identity's lengths and role tests once per call. */
+static void who_view_init(struct who_view *view, const struct fa_identity *who)
+{
+	bool user = who->kind == FA_IDENTITY_USER;
+	bool carrier_user = user && fa_role_is_carrier_role(who->role);
+
+	memset(view, 0, sizeof(*view));
+	view->identity = who;
+	view->id.s = who->id;
+	view->id.len = strlen(who->id);
+	if (who->carrier != NULL) {
+		view->carrier.s = who->carrier;
+		view->carrier.len = strlen(who->carrier);
+	}
+	view->device = who->kind == FA_IDENTITY_DEVICE;
+	view->staff =
+	        carrier_user && fa_role_covers(who->role, FA_ROLE_DISPATCHER);
+	view->driver =
+	        carrier_user && fa_role_covers(who->role, FA_ROLE_DRIVER);
+	view->analyst = carrier_user &&
+	                fa_role_covers(who->role, FA_ROLE_FLEET_ANALYST);
+	view->sys = user && (who->carrier == NULL || who->carrier[0] == '\0') &&
+	            fa_role_covers(who->role, FA_ROLE_SYSTEM_OPERATOR);
+}
+
 /* Concrete topics -------------------------------------------------------- */
 
-/* Bytes that end a run of ordinary topic characters: the level separator,
- * the end of the string and the two wildcards. */
-static const bool topic_stop[256] = {
-        ['\0'] = true, ['/'] = true, ['+'] = true, ['#'] = true};
-
-/* Splits a topic name into t. Fails on an empty or over-long topic and on
- * wildcard characters, which a topic name cannot contain. The inner loop
- * skips ordinary characters with one table lookup each, because every
- * concrete-topic check starts here. */
+/* Splits a topic name into t and marks which id levels hold valid ids.
+ * Fails on an empty or over-long topic and on wildcard characters, which a
+ * topic name cannot contain. The inner loop classifies each byte with one
+ * table lookup, because every concrete-topic check starts here. */
 static bool parse_topic(const char *topic, struct topic_view *t)
 {
 	const char *start = topic;
@@ -229,15 +317,23 @@ static bool parse_topic(const char *topic, struct topic_view *t)
 
 	t->count = 0;
 	for (;;) {
-		while (!topic_stop[(unsigned char)*p])
+		unsigned all = CLASS_ID;
+		unsigned c;
+
+		while (!((c = char_class[(unsigned char)*p]) & CLASS_STOP)) {
+			all &= c;
 			p++;
+		}
 		if (p - topic > TOPIC_MAX_LEN)
 			return false;
 		if (*p == '+' || *p == '#')
 			return false;
 		if (t->count < RULE_DEPTH) {
-			t->levels[t->count].s = start;
-			t->levels[t->count].len = (size_t)(p - start);
+			struct level *l = &t->levels[t->count];
+
+			l->s = start;
+			l->len = (size_t)(p - start);
+			l->id_valid = id_valid_len(all != 0, l->len);
 			t->count++;
 		}
 		if (*p == '\0')
@@ -305,17 +401,33 @@ static bool parse_filter(const char *filter, struct filter_view *f)
 	return true;
 }
 
+/* A literal the rules compare at some level, with its length. */
+struct literal {
+	const char *s;
+	size_t len;
+};
+
+#define LITERAL(text)                                                          \
+	{                                                                      \
+		(text), sizeof(text) - 1                                       \
+	}
+
 /* Literals the rules compare at each level, in rules_allow and below. */
-static const char *const level0_literals[] = {"fleet", NULL};
-static const char *const level2_literals[] = {"devices", "loads", "drivers",
-                                              NULL};
-static const char *const level4_literals[] = {
-        "telemetry", "commands", "rate", "driver", "inbox", "status", NULL};
-static const char *const no_literals[] = {NULL};
+static const struct literal level0_literals[] = {LITERAL("fleet"), {NULL, 0}};
+static const struct literal level2_literals[] = {
+        LITERAL("devices"), LITERAL("loads"), LITERAL("drivers"), {NULL, 0}};
+static const struct literal level4_literals[] = {LITERAL("telemetry"),
+                                                 LITERAL("commands"),
+                                                 LITERAL("rate"),
+                                                 LITERAL("driver"),
+                                                 LITERAL("inbox"),
+                                                 LITERAL("status"),
+                                                 {NULL, 0}};
+static const struct literal no_literals[] = {{NULL, 0}};
 
 /* "$SYS" is not among the level 0 values because MQTT wildcards at the
  * first level never match topics that start with '$'. */
-static const char *const *literals_at(size_t position)
+static const struct literal *literals_at(size_t position)
 {
 	switch (position) {
 	case 0:
@@ -330,7 +442,7 @@ static const char *const *literals_at(size_t position)
 }
 
 struct filter_check {
-	const struct fa_identity *who;
+	const struct who_view *who;
 	const struct filter_view *filter;
 	fa_assignment_lookup lookup;
 	void *ctx;
@@ -339,12 +451,12 @@ struct filter_check {
 
 static bool check_positions(struct filter_check *check, size_t position);
 
-/* Tries value at a wildcard position, then the positions after it. */
+/* Tries a value at a wildcard position, then the positions after it. */
+/* NOLINTNEXTLINE(misc-no-recursion): depth <= RULE_DEPTH levels. */
 static bool check_value(struct filter_check *check, size_t position,
-                        const char *value)
+                        const char *value, size_t len)
 {
-	check->topic.levels[position].s = value;
-	check->topic.levels[position].len = value != NULL ? strlen(value) : 0;
+	set_level(&check->topic, position, value, len);
 	return check_positions(check, position + 1);
 }
 
@@ -354,27 +466,30 @@ static bool check_value(struct filter_check *check, size_t position,
  * Values that are not valid ids are not tried at id positions: no one may
  * publish to such a topic, so no message can be delivered on it.
  */
+/* NOLINTNEXTLINE(misc-no-recursion): depth <= RULE_DEPTH levels. */
 static bool check_positions(struct filter_check *check, size_t position)
 {
 	const struct filter_view *f = check->filter;
-	const struct fa_identity *who = check->who;
+	const struct who_view *who = check->who;
 
 	if (position == check->topic.count)
 		return rules_allow(who, &check->topic, FA_ACCESS_READ,
 		                   check->lookup, check->ctx);
 	if (position < f->fixed && !f->plus[position]) {
-		check->topic.levels[position] = f->levels[position];
-		return check_positions(check, position + 1);
+		const struct level *fixed = &f->levels[position];
+
+		return check_value(check, position, fixed->s, fixed->len);
 	}
-	for (const char *const *lit = literals_at(position); *lit; lit++) {
-		if (!check_value(check, position, *lit))
+	for (const struct literal *lit = literals_at(position); lit->s; lit++) {
+		if (!check_value(check, position, lit->s, lit->len))
 			return false;
 	}
-	if (!check_value(check, position, who->id))
+	if (!check_value(check, position, who->id.s, who->id.len))
 		return false;
-	if (who->carrier != NULL && !check_value(check, position, who->carrier))
+	if (who->carrier.s != NULL &&
+	    !check_value(check, position, who->carrier.s, who->carrier.len))
 		return false;
-	return check_value(check, position, NULL);
+	return check_value(check, position, NULL, 0);
 }
 
 /*
@@ -382,7 +497,7 @@ static bool check_positions(struct filter_check *check, size_t position)
  * the level count is fixed; with '#' it runs from the parent level (MQTT
  * "a/#" matches "a") to RULE_DEPTH.
  */
-static bool filter_allowed(const struct fa_identity *who, const char *filter,
+static bool filter_allowed(const struct who_view *who, const char *filter,
                            fa_assignment_lookup lookup, void *ctx)
 {
 	struct filter_view f;
@@ -394,6 +509,7 @@ static bool filter_allowed(const struct fa_identity *who, const char *filter,
 		return false;
 	first = f.fixed < RULE_DEPTH ? f.fixed : RULE_DEPTH;
 	last = f.hash ? RULE_DEPTH : first;
+	/* cppcheck-suppress knownConditionTrueFalse ; set by parse_filter */
 	if (first == 0)
 		first = 1;
 
@@ -417,18 +533,21 @@ bool fa_topic_allowed(const struct fa_identity *who, const char *topic,
                       void *ctx)
 {
 	struct topic_view t;
+	struct who_view view;
 
 	if (who == NULL || topic == NULL || who->id == NULL)
 		return false;
 	if (who->kind != FA_IDENTITY_USER && who->kind != FA_IDENTITY_DEVICE)
 		return false;
-	if (access == FA_ACCESS_SUBSCRIBE)
-		return filter_allowed(who, topic, lookup, ctx);
-	if (access != FA_ACCESS_READ && access != FA_ACCESS_WRITE)
+	if (access != FA_ACCESS_SUBSCRIBE && access != FA_ACCESS_READ &&
+	    access != FA_ACCESS_WRITE)
 		return false;
+	who_view_init(&view, who);
+	if (access == FA_ACCESS_SUBSCRIBE)
+		return filter_allowed(&view, topic, lookup, ctx);
 	if (!parse_topic(topic, &t))
 		return false;
-	return rules_allow(who, &t, access, lookup, ctx);
+	return rules_allow(&view, &t, access, lookup, ctx);
 }
 
 const char *fa_topic_unshare(const char *filter)

@@ -359,117 +359,87 @@ fa_result fa_changes_collect(struct fa_plugin *plugin, const PGresult *result)
 	return FA_OK;
 }
 
-/* Appends text to a growing malloc'd buffer. */
-struct sql_buf {
-	char *data;
-	size_t len;
-	size_t capacity;
-	bool failed;
-};
+/*
+ * The change query: one transaction that reads the next batch of change_log
+ * rows above the watermark and, in the same round trip, reloads every
+ * object those rows name. Each reload SELECT repeats the batch as the CTE
+ * "c". REPEATABLE READ gives every statement the same snapshot, so c contains
+ * the same rows as the first SELECT. Results: BEGIN, the change rows (id,
+ * kind, carrier_id, subject, age in seconds), one SELECT per reload kind
+ * in enum reload_kind order, COMMIT. The %1$lld is the watermark and %2$d
+ * the batch size.
+ */
+/* One statement per block of lines. */
+/* clang-format off */
+#define FA_CHANGE_BATCH_CTE                                                    \
+	"WITH c AS (SELECT kind, carrier_id, subject FROM change_log"          \
+	" WHERE id > %1$lld ORDER BY id LIMIT %2$d) "
 
-static void sql_add(struct sql_buf *buf, const char *text)
-{
-	size_t len = strlen(text);
+static const char change_query_format[] =
+	"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"
+	"SELECT id, kind, coalesce(carrier_id, ''), subject,"
+	" extract(epoch FROM clock_timestamp() - at)"
+	" FROM change_log WHERE id > %1$lld ORDER BY id LIMIT %2$d;"
 
-	if (buf->failed)
-		return;
-	if (buf->len + len + 1 > buf->capacity) {
-		size_t capacity = buf->capacity ? buf->capacity : 1024;
+	FA_CHANGE_BATCH_CTE
+	"SELECT id, carrier_id, status FROM devices"
+	" WHERE id IN (SELECT subject FROM c WHERE kind = 'device');"
 
-		while (buf->len + len + 1 > capacity)
-			capacity *= 2;
+	FA_CHANGE_BATCH_CTE
+	"SELECT id, coalesce(carrier_id, ''), role, status FROM users"
+	" WHERE id IN (SELECT subject FROM c WHERE kind = 'user');"
 
-		char *data = realloc(buf->data, capacity);
+	FA_CHANGE_BATCH_CTE
+	"SELECT id, extract(epoch FROM expires_at)::bigint"
+	" FROM refresh_families WHERE revoked_at IS NOT NULL"
+	" AND expires_at > now()"
+	" AND id IN (SELECT subject FROM c WHERE kind = 'family');"
 
-		if (data == NULL) {
-			buf->failed = true;
-			return;
-		}
-		buf->data = data;
-		buf->capacity = capacity;
-	}
-	memcpy(buf->data + buf->len, text, len + 1);
-	buf->len += len;
-}
+	FA_CHANGE_BATCH_CTE
+	"SELECT jti, extract(epoch FROM expires_at)::bigint"
+	" FROM revoked_access_tokens WHERE expires_at > now()"
+	" AND jti IN (SELECT subject FROM c WHERE kind = 'access_token');"
 
-/* Appends ARRAY['a','b']::text[] with each element escaped by libpq. */
-static void sql_add_array(struct sql_buf *buf, PGconn *conn, char *const *items,
-                          size_t count)
-{
-	sql_add(buf, "ARRAY[");
-	for (size_t i = 0; i < count; i++) {
-		char *literal =
-		        PQescapeLiteral(conn, items[i], strlen(items[i]));
+	FA_CHANGE_BATCH_CTE
+	"SELECT carrier_id, load_id, driver_id FROM load_assignments"
+	" WHERE (carrier_id, load_id) IN"
+	" (SELECT carrier_id, subject FROM c WHERE kind = 'assignment');"
 
-		if (literal == NULL) {
-			buf->failed = true;
-			return;
-		}
-		if (i > 0)
-			sql_add(buf, ",");
-		sql_add(buf, literal);
-		PQfreemem(literal);
-	}
-	sql_add(buf, "]::text[]");
-}
+	FA_CHANGE_BATCH_CTE
+	"SELECT kid, alg, public_pem,"
+	" coalesce(extract(epoch FROM publish_until)::bigint, 0)"
+	" FROM signing_keys WHERE (status = 'current'"
+	" OR (status = 'previous' AND (publish_until IS NULL"
+	" OR publish_until > now())))"
+	" AND kid IN (SELECT subject FROM c WHERE kind = 'signing_key');"
+
+	FA_CHANGE_BATCH_CTE
+	"SELECT fingerprint_sha256, device_id,"
+	" extract(epoch FROM not_after)::bigint"
+	" FROM device_certificates WHERE status = 'active'"
+	" AND device_id IN (SELECT subject FROM c WHERE kind = 'device');"
+
+	"COMMIT";
+/* clang-format on */
 
 /*
- * Builds the reload query for a batch: one transaction with one SELECT per
- * reload kind, in enum reload_kind order, each restricted to the batch's
- * subjects (an empty array selects nothing). *sql is malloc'd and owned by
- * the caller.
+ * Builds the change query for the rows above watermark (see
+ * change_query_format). *sql is malloc'd and owned by the caller.
  */
-fa_result fa_reload_sql(const struct fa_change_batch *batch, PGconn *conn,
-                        char **sql)
+fa_result fa_change_query_sql(int64_t watermark, char **sql)
 {
-	struct sql_buf buf = {0};
-	const size_t *n = batch->count;
+	int len;
 
 	*sql = NULL;
-	sql_add(&buf, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;");
-	sql_add(&buf, "SELECT id, carrier_id, status FROM devices"
-	              " WHERE id = ANY(");
-	sql_add_array(&buf, conn, batch->subjects[RELOAD_DEVICE],
-	              n[RELOAD_DEVICE]);
-	sql_add(&buf, ");SELECT id, coalesce(carrier_id, ''), role, status"
-	              " FROM users WHERE id = ANY(");
-	sql_add_array(&buf, conn, batch->subjects[RELOAD_USER], n[RELOAD_USER]);
-	sql_add(&buf, ");SELECT id, extract(epoch FROM expires_at)::bigint"
-	              " FROM refresh_families WHERE revoked_at IS NOT NULL"
-	              " AND expires_at > now() AND id = ANY(");
-	sql_add_array(&buf, conn, batch->subjects[RELOAD_FAMILY],
-	              n[RELOAD_FAMILY]);
-	sql_add(&buf, ");SELECT jti, extract(epoch FROM expires_at)::bigint"
-	              " FROM revoked_access_tokens WHERE expires_at > now()"
-	              " AND jti = ANY(");
-	sql_add_array(&buf, conn, batch->subjects[RELOAD_ACCESS_TOKEN],
-	              n[RELOAD_ACCESS_TOKEN]);
-	sql_add(&buf, ");SELECT carrier_id, load_id, driver_id"
-	              " FROM load_assignments WHERE (carrier_id, load_id) IN"
-	              " (SELECT * FROM unnest(");
-	sql_add_array(&buf, conn, batch->carriers[RELOAD_ASSIGNMENT],
-	              n[RELOAD_ASSIGNMENT]);
-	sql_add(&buf, ",");
-	sql_add_array(&buf, conn, batch->subjects[RELOAD_ASSIGNMENT],
-	              n[RELOAD_ASSIGNMENT]);
-	sql_add(&buf, "));SELECT kid, alg, public_pem,"
-	              " coalesce(extract(epoch FROM publish_until)::bigint, 0)"
-	              " FROM signing_keys WHERE (status = 'current'"
-	              " OR (status = 'previous' AND (publish_until IS NULL"
-	              " OR publish_until > now()))) AND kid = ANY(");
-	sql_add_array(&buf, conn, batch->subjects[RELOAD_SIGNING_KEY],
-	              n[RELOAD_SIGNING_KEY]);
-	sql_add(&buf, ");SELECT fingerprint_sha256, device_id,"
-	              " extract(epoch FROM not_after)::bigint"
-	              " FROM device_certificates WHERE status = 'active'"
-	              " AND device_id = ANY(");
-	sql_add_array(&buf, conn, batch->subjects[RELOAD_CERT], n[RELOAD_CERT]);
-	sql_add(&buf, ");COMMIT");
-	if (buf.failed) {
-		free(buf.data);
+	len = snprintf(NULL, 0, change_query_format, (long long)watermark,
+	               FA_CHANGE_BATCH);
+	if (len < 0)
+		return FA_ERR_INVALID;
+	*sql = malloc((size_t)len + 1);
+	if (*sql == NULL)
 		return FA_ERR_NOMEM;
-	}
-	*sql = buf.data;
+	snprintf(*sql, (size_t)len + 1, change_query_format,
+	         (long long)watermark, FA_CHANGE_BATCH);
 	return FA_OK;
 }
 
@@ -530,7 +500,7 @@ fa_result fa_reload_apply(struct fa_plugin *plugin,
 {
 	struct fa_state *state = plugin->state;
 	const struct fa_change_batch *batch = &plugin->feed.batch;
-	fa_result result = FA_OK;
+	fa_result result;
 
 	for (int kind = 0; kind < FA_RELOAD_KINDS; kind++) {
 		remove_subjects(state, batch, (enum reload_kind)kind);

@@ -19,6 +19,8 @@
 #include "fa_topic.h"
 
 struct mosquitto;
+struct fa_audit;
+struct fa_windows;
 
 /* ---- hash map (map.c) ---- */
 
@@ -39,6 +41,9 @@ struct fa_map {
 	size_t count;
 	size_t used; /* live plus deleted slots */
 	size_t key_offset;
+	/* When not NULL, incremented by every fa_map_put and fa_map_remove,
+	 * so that the owner can tell that the map's contents changed. */
+	uint64_t *generation;
 };
 
 void fa_map_init(struct fa_map *map, size_t key_offset);
@@ -117,6 +122,11 @@ struct fa_state {
 	size_t key_count;
 	size_t key_capacity;
 	int64_t change_id; /* change_log id the snapshot reflects */
+	/* Changes whenever a record in any map above is added, replaced or
+	 * removed, and on every snapshot swap (fa_plugin_swap_state). Never 0
+	 * once installed, and never repeats a value within one plugin. The
+	 * ACL decision cache is valid only while it is unchanged. */
+	uint64_t generation;
 };
 
 struct fa_state *fa_state_new(void);
@@ -164,9 +174,32 @@ struct fa_plugin_config {
 	long long denial_log_interval;
 	long long poll_interval;
 	long long metrics_interval;
+	long long audit_interval;
+	long long audit_queue_size;
 };
 
 /* ---- sessions (session.c) ---- */
+
+/*
+ * Per-session cache of recent ACL decisions (acl.c). Every entry can hold
+ * any (access kind, topic), and a lookup compares all of them, so up to
+ * FA_DECISION_SLOTS topics in use at once never evict each other. An entry
+ * holds a copy of the topic, so a hash collision costs a miss and never
+ * returns another topic's decision. Topics longer than
+ * FA_DECISION_TOPIC_MAX bytes are not cached.
+ * Size: FA_DECISION_SLOTS * 96 bytes = 384 bytes per session.
+ */
+#define FA_DECISION_SLOTS 4
+#define FA_DECISION_TOPIC_MAX 80
+
+struct fa_decision {
+	uint64_t generation; /* state generation it was made under; 0: empty */
+	uint32_t hash;       /* of access kind and topic, to skip memcmp */
+	uint16_t topic_len;
+	uint8_t access; /* MOSQ_ACL_READ, MOSQ_ACL_WRITE or MOSQ_ACL_SUBSCRIBE */
+	uint8_t reason; /* FA_DENY_COUNT when allowed, else the denial reason */
+	char topic[FA_DECISION_TOPIC_MAX];
+};
 
 struct fa_session {
 	struct mosquitto *client;
@@ -181,11 +214,30 @@ struct fa_session {
 	bool closing; /* disconnected; removed on the next tick */
 	char fingerprint[2 * 32 + 1];
 	char client_id[2 * FA_ID_MAX + 2];
-	char key[2 * sizeof(void *) + 1]; /* hex of the client pointer */
+	struct fa_decision decisions[FA_DECISION_SLOTS];
+	uint8_t decision_next; /* entry that the next store replaces if none
+	                        * is empty or stale */
 };
 
-void fa_session_key(const struct mosquitto *client,
-                    char out[2 * sizeof(void *) + 1]);
+/*
+ * Open-addressing table of sessions keyed by the client pointer itself,
+ * with linear probing and backward-shift deletion (no deleted markers).
+ * A slot with client NULL is empty. The table owns the session records.
+ */
+struct fa_session_slot {
+	const struct mosquitto *client;
+	struct fa_session *session;
+};
+
+struct fa_session_table {
+	struct fa_session_slot *slots;
+	size_t capacity; /* power of two, or 0 before the first insert */
+	size_t count;
+	unsigned shift; /* 64 - log2(capacity), for the multiplicative hash */
+};
+
+/* Frees every session and the slot array. */
+void fa_session_table_free(struct fa_session_table *table);
 
 /* ---- denial log and throttling (guard.c) ---- */
 
@@ -208,6 +260,7 @@ enum fa_deny_reason {
 	FA_DENY_NO_SESSION,
 	FA_DENY_SESSION_EXPIRED,
 	FA_DENY_TOPIC,
+	FA_DENY_OUTSIDE_WINDOW,
 	FA_DENY_COUNT
 };
 
@@ -243,12 +296,11 @@ enum fa_feed_phase {
 enum fa_query_kind {
 	FA_QUERY_NONE = 0,
 	FA_QUERY_SNAPSHOT,
-	FA_QUERY_CHANGES,
-	FA_QUERY_RELOAD
+	FA_QUERY_CHANGES /* change rows and reloads in one round trip */
 };
 
 #define FA_RELOAD_KINDS 7
-#define FA_CHANGE_BATCH 500
+#define FA_CHANGE_BATCH 5000 /* change_log rows per change query */
 
 /* Subjects named by one batch of change_log rows, per kind. */
 struct fa_change_batch {
@@ -328,7 +380,7 @@ struct fa_plugin {
 	void *identifier; /* mosquitto_plugin_id_t * */
 	struct fa_plugin_config config;
 	struct fa_state *state;     /* NULL until the first snapshot loads */
-	struct fa_map sessions;     /* of struct fa_session, keyed by pointer */
+	struct fa_session_table sessions;
 	struct mosquitto **closing; /* sessions to remove on the next tick */
 	size_t closing_count;
 	size_t closing_capacity;
@@ -339,6 +391,8 @@ struct fa_plugin {
 	uint64_t token_cache_generation;
 	struct fa_feed feed;
 	struct fa_metrics metrics;
+	struct fa_audit *audit; /* NULL when audit_interval is 0 */
+	struct fa_windows *windows; /* users outside their access window */
 	int64_t now_s;         /* wall clock, refreshed on every callback */
 	int64_t last_db_ok_s;  /* last time a query succeeded */
 	int64_t last_sweep_s;  /* last expiry sweep over sessions */
@@ -399,6 +453,8 @@ int fa_acl_check(struct fa_plugin *plugin, struct mosquitto *client,
 
 /* guard.c */
 const char *fa_deny_reason_str(enum fa_deny_reason reason);
+/* Short name of reason, such as "token_rejected" or "topic_denied". */
+const char *fa_deny_reason_code(enum fa_deny_reason reason);
 void fa_deny_log(struct fa_plugin *plugin, enum fa_deny_reason reason,
                  const char *what, struct mosquitto *client,
                  const char *username, const char *topic, const char *detail);
@@ -424,8 +480,7 @@ int fa_snapshot_result_count(void);
 bool fa_snapshot_expects_rows(int index);
 fa_result fa_load_snapshot_blocking(struct fa_plugin *plugin, char *err,
                                     size_t err_size);
-fa_result fa_reload_sql(const struct fa_change_batch *batch, PGconn *conn,
-                        char **sql);
+fa_result fa_change_query_sql(int64_t watermark, char **sql);
 fa_result fa_reload_apply(struct fa_plugin *plugin,
                           PGresult *const results[FA_RELOAD_KINDS]);
 fa_result fa_changes_collect(struct fa_plugin *plugin, const PGresult *result);

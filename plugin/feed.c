@@ -1,11 +1,13 @@
 /*
  * Change feed: a non-blocking libpq connection driven only from the
- * broker's tick. It LISTENs on fleetauth_change, fetches change_log rows
- * above the last applied id on each notification and at least every
- * poll_interval seconds (see fetch_interval_ms), reloads the named objects
- * and applies them. When the connection is lost it reconnects with
- * exponential backoff and loads a full snapshot off to the side before
- * following changes again. No call here waits on the network.
+ * broker's tick. It LISTENs on fleetauth_change and, on each notification
+ * and at least every poll_interval seconds (see fetch_interval_ms), sends
+ * one query that fetches the change_log rows above the last applied id
+ * and reloads the objects they name (fa_change_query_sql), then applies
+ * them. When the connection is lost it reconnects with exponential backoff
+ * and loads a full snapshot off to the side before following changes
+ * again. Nothing here waits on the network: a result that is not complete
+ * yet is taken at a later tick.
  */
 #include <poll.h>
 #include <stdio.h>
@@ -24,10 +26,12 @@
  * stall the broker's loop for long. */
 #define FA_FEED_ROWS_PER_TICK 20000
 
-static const char changes_sql[] =
-        "SELECT id, kind, coalesce(carrier_id, ''), subject,"
-        " extract(epoch FROM clock_timestamp() - at)"
-        " FROM change_log WHERE id > $1 ORDER BY id LIMIT 500";
+/* Maximum reads of the connection's socket per tick. libpq reads at most
+ * 16 KiB per PQconsumeInput, and a burst of changes sends a notification
+ * per change_log row plus the rows themselves. Ticks of an idle Mosquitto
+ * 2.0.11 are 100 ms apart, so one read per tick would delay the feed by
+ * several ticks. 64 reads take at most 1 MiB per tick. */
+#define FA_FEED_READS_PER_TICK 64
 
 void fa_feed_init(struct fa_plugin *plugin)
 {
@@ -291,19 +295,6 @@ static void finish_snapshot(struct fa_plugin *plugin)
 	feed->lag_skip_batch = true;
 }
 
-static void send_reload(struct fa_plugin *plugin)
-{
-	struct fa_feed *feed = &plugin->feed;
-	char *sql = NULL;
-
-	if (fa_reload_sql(&feed->batch, feed->conn, &sql) != FA_OK) {
-		feed_lost(plugin, "out of memory building the reload query");
-		return;
-	}
-	send_query(plugin, sql, FA_QUERY_RELOAD);
-	free(sql);
-}
-
 static void finish_reload(struct fa_plugin *plugin)
 {
 	struct fa_feed *feed = &plugin->feed;
@@ -333,17 +324,13 @@ static void finish_query(struct fa_plugin *plugin)
 		finish_snapshot(plugin);
 		break;
 	case FA_QUERY_CHANGES:
-		feed->query = FA_QUERY_NONE;
 		if (feed->batch.rows == 0) {
 			/* Nothing to measure, so the next batch after a
 			 * snapshot holds only changes made since. */
 			feed->lag_skip_batch = false;
-			fa_change_batch_clear(&feed->batch);
+			clear_query(feed);
 			break;
 		}
-		send_reload(plugin);
-		break;
-	case FA_QUERY_RELOAD:
 		finish_reload(plugin);
 		break;
 	case FA_QUERY_NONE:
@@ -351,13 +338,17 @@ static void finish_query(struct fa_plugin *plugin)
 	}
 }
 
-/* Takes one finished result of a change fetch or reload. */
+/*
+ * Takes one finished result of the change query: BEGIN, the change rows,
+ * FA_RELOAD_KINDS reload selects, COMMIT (see fa_change_query_sql). Keeps
+ * the reload results in the feed and frees the others.
+ */
 static bool take_result(struct fa_plugin *plugin, PGresult *res)
 {
 	struct fa_feed *feed = &plugin->feed;
 	int index = feed->result_index++;
 
-	if (feed->query == FA_QUERY_CHANGES) {
+	if (index == 1) {
 		fa_result status = fa_changes_collect(plugin, res);
 
 		PQclear(res);
@@ -367,9 +358,8 @@ static bool take_result(struct fa_plugin *plugin, PGresult *res)
 		}
 		return true;
 	}
-	/* reload: BEGIN, FA_RELOAD_KINDS selects, COMMIT */
-	if (index >= 1 && index <= FA_RELOAD_KINDS) {
-		feed->reload_results[index - 1] = res;
+	if (index >= 2 && index < 2 + FA_RELOAD_KINDS) {
+		feed->reload_results[index - 2] = res;
 		return true;
 	}
 	PQclear(res);
@@ -422,23 +412,22 @@ static void process_results(struct fa_plugin *plugin)
 	}
 }
 
+/* Sends the change query for the rows above the watermark. */
 static void send_fetch(struct fa_plugin *plugin)
 {
 	struct fa_feed *feed = &plugin->feed;
-	char watermark[32];
-	const char *values[1] = {watermark};
+	char *sql = NULL;
 
-	snprintf(watermark, sizeof(watermark), "%lld",
-	         (long long)feed->watermark);
 	fa_change_batch_clear(&feed->batch);
-	if (!PQsendQueryParams(feed->conn, changes_sql, 1, NULL, values, NULL,
-	                       NULL, 0)) {
-		feed_lost(plugin, PQerrorMessage(feed->conn));
+	if (fa_change_query_sql(feed->watermark, &sql) != FA_OK) {
+		feed_lost(plugin, "out of memory building the change query");
 		return;
 	}
-	feed->query = FA_QUERY_CHANGES;
-	feed->query_started_ms = fa_now_ms();
-	feed->result_index = 0;
+	if (!send_query(plugin, sql, FA_QUERY_CHANGES)) {
+		free(sql);
+		return;
+	}
+	free(sql);
 	feed->fetch_wanted = false;
 	feed->last_fetch_ms = feed->query_started_ms;
 }
@@ -457,22 +446,43 @@ static int64_t fetch_interval_ms(const struct fa_plugin *plugin)
 	return stale_ms < poll_ms ? stale_ms : poll_ms;
 }
 
+/*
+ * Reads what the socket holds, up to FA_FEED_READS_PER_TICK reads, and
+ * takes the notifications. Returns false when the connection was lost.
+ */
+static bool read_input(struct fa_plugin *plugin)
+{
+	struct fa_feed *feed = &plugin->feed;
+	PGnotify *notify;
+
+	for (int reads = 0; reads < FA_FEED_READS_PER_TICK; reads++) {
+		if (!PQconsumeInput(feed->conn) ||
+		    PQstatus(feed->conn) == CONNECTION_BAD) {
+			feed_lost(plugin, PQerrorMessage(feed->conn));
+			return false;
+		}
+		while ((notify = PQnotifies(feed->conn)) != NULL) {
+			feed->fetch_wanted = true;
+			PQfreemem(notify);
+		}
+		if (!socket_ready(feed->conn, PGRES_POLLING_READING))
+			break;
+	}
+	return true;
+}
+
 /* Reads input, notifications and results on an established connection. */
 static void service(struct fa_plugin *plugin)
 {
 	struct fa_feed *feed = &plugin->feed;
 	int64_t now_ms = fa_now_ms();
-	PGnotify *notify;
 
-	if (PQflush(feed->conn) < 0 || !PQconsumeInput(feed->conn) ||
-	    PQstatus(feed->conn) == CONNECTION_BAD) {
+	if (PQflush(feed->conn) < 0) {
 		feed_lost(plugin, PQerrorMessage(feed->conn));
 		return;
 	}
-	while ((notify = PQnotifies(feed->conn)) != NULL) {
-		feed->fetch_wanted = true;
-		PQfreemem(notify);
-	}
+	if (!read_input(plugin))
+		return;
 	if (feed->query != FA_QUERY_NONE &&
 	    now_ms - feed->query_started_ms > FA_FEED_QUERY_TIMEOUT_MS) {
 		feed_lost(plugin, "query timed out");
@@ -482,9 +492,10 @@ static void service(struct fa_plugin *plugin)
 	if (feed->conn == NULL || feed->phase != FA_FEED_FOLLOWING ||
 	    feed->query != FA_QUERY_NONE)
 		return;
-	if (feed->fetch_wanted ||
-	    now_ms - feed->last_fetch_ms >= fetch_interval_ms(plugin))
-		send_fetch(plugin);
+	if (!feed->fetch_wanted &&
+	    now_ms - feed->last_fetch_ms < fetch_interval_ms(plugin))
+		return;
+	send_fetch(plugin);
 }
 
 /* Advances the feed by whatever can be done without waiting. */

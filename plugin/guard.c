@@ -4,6 +4,7 @@
  * seconds only the first denial per reason is logged at once. The rest
  * are counted and reported in one merged line.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
 
+#include "audit.h"
 #include "fa_plugin.h"
 
 /* Past this many tracked addresses, expired entries are purged and, if
@@ -20,8 +22,7 @@
 static const char *const reason_text[FA_DENY_COUNT] = {
         [FA_DENY_THROTTLED] = "too many failed CONNECTs from this address",
         [FA_DENY_NOT_READY] = "no snapshot loaded yet",
-        [FA_DENY_DB_STALE] = "database unavailable for longer than "
-                             "stale_after",
+        [FA_DENY_DB_STALE] = "database unavailable for longer than stale_after",
         [FA_DENY_BAD_USERNAME] = "invalid username",
         [FA_DENY_BAD_CLIENT_ID] = "client id does not belong to the identity",
         [FA_DENY_NO_CREDENTIALS] = "no token and no client certificate",
@@ -37,7 +38,59 @@ static const char *const reason_text[FA_DENY_COUNT] = {
         [FA_DENY_NO_SESSION] = "client not authenticated by fleetauth",
         [FA_DENY_SESSION_EXPIRED] = "token expired",
         [FA_DENY_TOPIC] = "topic not allowed",
+        [FA_DENY_OUTSIDE_WINDOW] = "outside the user's access window",
 };
+
+/* Short name of each reason: the topic level under $SYS/fleetauth/denials/
+ * and detail.reason of audit rows. */
+static const char *const reason_code[FA_DENY_COUNT] = {
+        [FA_DENY_THROTTLED] = "throttled",
+        [FA_DENY_NOT_READY] = "not_ready",
+        [FA_DENY_DB_STALE] = "db_stale",
+        [FA_DENY_BAD_USERNAME] = "bad_username",
+        [FA_DENY_BAD_CLIENT_ID] = "bad_client_id",
+        [FA_DENY_NO_CREDENTIALS] = "no_credentials",
+        [FA_DENY_TOKEN] = "token_rejected",
+        [FA_DENY_USER_INACTIVE] = "user_inactive",
+        [FA_DENY_ROLE_CHANGED] = "role_changed",
+        [FA_DENY_FAMILY_REVOKED] = "family_revoked",
+        [FA_DENY_TOKEN_REVOKED] = "token_revoked",
+        [FA_DENY_DEVICE_REVOKED] = "device_revoked",
+        [FA_DENY_CERT_UNKNOWN] = "cert_unknown",
+        [FA_DENY_CERT_EXPIRED] = "cert_expired",
+        [FA_DENY_CERT_MISMATCH] = "cert_mismatch",
+        [FA_DENY_NO_SESSION] = "no_session",
+        [FA_DENY_SESSION_EXPIRED] = "session_expired",
+        [FA_DENY_TOPIC] = "topic_denied",
+        [FA_DENY_OUTSIDE_WINDOW] = "outside_window",
+};
+
+const char *fa_deny_reason_code(enum fa_deny_reason reason)
+{
+	if (reason >= FA_DENY_COUNT)
+		return "allowed";
+	return reason_code[reason];
+}
+
+/* Queues a denial for the audit trail; what ("CONNECT", "PUBLISH",
+ * "SUBSCRIBE", "delivery") becomes the lower-case action. */
+static void audit_denial(struct fa_plugin *plugin, enum fa_deny_reason reason,
+                         const char *what, struct mosquitto *client,
+                         const char *username, const char *topic)
+{
+	char action[16];
+	size_t n = 0;
+
+	if (plugin->audit == NULL)
+		return;
+	for (; what[n] != '\0' && n + 1 < sizeof(action); n++)
+		action[n] = (char)tolower((unsigned char)what[n]);
+	action[n] = '\0';
+	fa_audit_denial(plugin->audit, plugin->now_s, action,
+	                fa_deny_reason_code(reason), username, topic,
+	                mosquitto_client_address(client),
+	                mosquitto_client_id(client));
+}
 
 const char *fa_deny_reason_str(enum fa_deny_reason reason)
 {
@@ -60,7 +113,7 @@ void fa_log_safe_copy(char *out, size_t out_size, const char *in)
 	for (; in[i] != '\0' && i + 1 < out_size && i < 128; i++) {
 		unsigned char c = (unsigned char)in[i];
 
-		out[i] = (c < 0x20 || c > 0x7e) ? '?' : (char)c;
+		out[i] = (char)((c < 0x20 || c > 0x7e) ? '?' : c);
 	}
 	out[i] = '\0';
 }
@@ -93,6 +146,7 @@ void fa_deny_log(struct fa_plugin *plugin, enum fa_deny_reason reason,
 	char address[130];
 	char topic_safe[130];
 
+	audit_denial(plugin, reason, what, client, username, topic);
 	fa_log_safe_copy(client_id, sizeof(client_id),
 	                 mosquitto_client_id(client));
 	fa_log_safe_copy(user, sizeof(user), username);

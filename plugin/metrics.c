@@ -16,28 +16,6 @@
 
 #define FA_METRICS_PREFIX "$SYS/fleetauth/"
 
-/* Topic level of each denial reason under $SYS/fleetauth/denials/. */
-static const char *const reason_level[FA_DENY_COUNT] = {
-        [FA_DENY_THROTTLED] = "throttled",
-        [FA_DENY_NOT_READY] = "not_ready",
-        [FA_DENY_DB_STALE] = "db_stale",
-        [FA_DENY_BAD_USERNAME] = "bad_username",
-        [FA_DENY_BAD_CLIENT_ID] = "bad_client_id",
-        [FA_DENY_NO_CREDENTIALS] = "no_credentials",
-        [FA_DENY_TOKEN] = "token_rejected",
-        [FA_DENY_USER_INACTIVE] = "user_inactive",
-        [FA_DENY_ROLE_CHANGED] = "role_changed",
-        [FA_DENY_FAMILY_REVOKED] = "family_revoked",
-        [FA_DENY_TOKEN_REVOKED] = "token_revoked",
-        [FA_DENY_DEVICE_REVOKED] = "device_revoked",
-        [FA_DENY_CERT_UNKNOWN] = "cert_unknown",
-        [FA_DENY_CERT_EXPIRED] = "cert_expired",
-        [FA_DENY_CERT_MISMATCH] = "cert_mismatch",
-        [FA_DENY_NO_SESSION] = "no_session",
-        [FA_DENY_SESSION_EXPIRED] = "session_expired",
-        [FA_DENY_TOPIC] = "topic_denied",
-};
-
 static const char *const request_level[FA_REQUEST_COUNT] = {
         [FA_REQUEST_CONNECT] = "connect",
         [FA_REQUEST_PUBLISH] = "publish",
@@ -122,12 +100,12 @@ static const char *db_state(const struct fa_plugin *plugin)
 static void count_sessions(const struct fa_plugin *plugin,
                            struct snapshot_values *values)
 {
-	const struct fa_map *map = &plugin->sessions;
+	const struct fa_session_table *table = &plugin->sessions;
 
-	for (size_t i = 0; i < map->capacity; i++) {
-		const struct fa_session *session = map->slots[i].record;
+	for (size_t i = 0; i < table->capacity; i++) {
+		const struct fa_session *session = table->slots[i].session;
 
-		if (map->slots[i].hash < 2 || session->closing)
+		if (session == NULL || session->closing)
 			continue;
 		if (session->kind == FA_IDENTITY_DEVICE)
 			values->sessions_device++;
@@ -206,11 +184,13 @@ static void publish_denials(struct publish_round *round,
 			if (count == 0)
 				continue;
 			snprintf(level, sizeof(level), "denials/%s/%s",
-			         reason_level[reason], request_level[request]);
+			         fa_deny_reason_code(
+			                 (enum fa_deny_reason)reason),
+			         request_level[request]);
 			publish_u64(round, level, count);
 		}
 		snprintf(level, sizeof(level), "denials/%s",
-		         reason_level[reason]);
+		         fa_deny_reason_code((enum fa_deny_reason)reason));
 		publish_u64(round, level, total);
 	}
 }

@@ -8,11 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
 
+#include "audit.h"
+#include "windows.h"
 #include "fa_config.h"
 #include "fa_plugin.h"
 
@@ -57,6 +60,14 @@ static const struct fa_option plugin_options[] = {
          CONFIG_FIELD(metrics_interval),
          "seconds between publishing the counters on $SYS/fleetauth/ and "
          "logging their summary; 0 disables both"},
+        {"audit_interval", FA_OPT_INT, "1", 0, 3600,
+         CONFIG_FIELD(audit_interval),
+         "seconds between writing queued denials to the audit trail; 0 "
+         "disables"},
+        {"audit_queue_size", FA_OPT_INT, "1000", 1, 1000000,
+         CONFIG_FIELD(audit_queue_size),
+         "distinct denials queued for the audit trail; more are only "
+         "counted"},
 };
 
 #define OPTION_COUNT (sizeof(plugin_options) / sizeof(plugin_options[0]))
@@ -108,12 +119,17 @@ static int parse_options(struct fa_plugin_config *config,
 	return MOSQ_ERR_SUCCESS;
 }
 
-/* Installs a freshly loaded state, frees the old one and disconnects the
- * clients the new state no longer admits. */
+/*
+ * Installs a freshly loaded state, frees the old one and disconnects the
+ * clients the new state no longer admits. The new state's generation
+ * continues after the old one's, so that no ACL decision cached under the
+ * old state matches.
+ */
 void fa_plugin_swap_state(struct fa_plugin *plugin, struct fa_state *state)
 {
 	struct fa_state *old = plugin->state;
 
+	state->generation = (old != NULL ? old->generation : 0) + 1;
 	plugin->state = state;
 	fa_state_free(old);
 	fa_token_cache_purge(plugin);
@@ -143,19 +159,19 @@ static void kick_one(struct fa_plugin *plugin, const struct kick *kick)
 /*
  * Disconnects every connected client that lost its right to be connected.
  * The list is collected first because a kick can run the disconnect
- * callback, which removes sessions from the map being scanned.
+ * callback, which removes sessions from the table being scanned.
  */
 void fa_plugin_kick_revoked(struct fa_plugin *plugin)
 {
-	struct fa_map *map = &plugin->sessions;
+	const struct fa_session_table *table = &plugin->sessions;
 	struct kick *kicks = NULL;
 	size_t count = 0;
 	size_t capacity = 0;
 
-	for (size_t i = 0; i < map->capacity; i++) {
-		const struct fa_session *session = map->slots[i].record;
+	for (size_t i = 0; i < table->capacity; i++) {
+		const struct fa_session *session = table->slots[i].session;
 
-		if (map->slots[i].hash < 2 || session->closing)
+		if (session == NULL || session->closing)
 			continue;
 
 		enum fa_deny_reason reason = fa_session_check(plugin, session);
@@ -226,6 +242,13 @@ static int on_tick(int event, void *event_data, void *userdata)
 	fa_plugin_refresh_clock(plugin);
 	fa_session_reap(plugin);
 	fa_feed_tick(plugin);
+	fa_audit_tick(plugin->audit, fa_now_ms());
+	if (fa_windows_tick(plugin->windows, fa_now_ms()) &&
+	    plugin->state != NULL) {
+		/* Cached ACL decisions predate the change. */
+		plugin->state->generation++;
+		fa_plugin_kick_revoked(plugin);
+	}
 	if (plugin->now_s != plugin->last_sweep_s)
 		sweep(plugin);
 	return MOSQ_ERR_SUCCESS;
@@ -316,9 +339,11 @@ static void plugin_free(struct fa_plugin *plugin)
 {
 	if (plugin == NULL)
 		return;
+	fa_audit_free(plugin->audit, 2000);
+	fa_windows_free(plugin->windows);
 	fa_feed_close(plugin);
 	fa_state_free(plugin->state);
-	fa_map_free_all(&plugin->sessions);
+	fa_session_table_free(&plugin->sessions);
 	free(plugin->closing);
 	fa_map_free_all(&plugin->throttle);
 	fa_token_cache_free(plugin);
@@ -332,7 +357,6 @@ static struct fa_plugin *plugin_new(void)
 
 	if (plugin == NULL)
 		return NULL;
-	fa_map_init(&plugin->sessions, offsetof(struct fa_session, key));
 	fa_map_init(&plugin->throttle,
 	            offsetof(struct fa_throttle_rec, address));
 	fa_feed_init(plugin);
@@ -384,6 +408,33 @@ static int load_first_snapshot(struct fa_plugin *plugin)
 	return MOSQ_ERR_SUCCESS;
 }
 
+static void side_log(const char *message)
+{
+	mosquitto_log_printf(MOSQ_LOG_WARNING, "fleetauth: %s", message);
+}
+
+/* Access-window lines are mostly changes of the set, which are expected. */
+static void windows_log(const char *message)
+{
+	mosquitto_log_printf(MOSQ_LOG_NOTICE, "fleetauth: %s", message);
+}
+
+/* Sets up the queue of denials for the audit trail, unless audit_interval
+ * is 0. Rows name this broker by its host name. */
+static int start_audit(struct fa_plugin *plugin)
+{
+	char host[256] = "";
+
+	if (plugin->config.audit_interval == 0)
+		return MOSQ_ERR_SUCCESS;
+	if (gethostname(host, sizeof(host) - 1) != 0)
+		snprintf(host, sizeof(host), "unknown");
+	plugin->audit = fa_audit_new(
+	        plugin->config.db, host, plugin->config.audit_interval * 1000,
+	        (size_t)plugin->config.audit_queue_size, side_log);
+	return plugin->audit != NULL ? MOSQ_ERR_SUCCESS : MOSQ_ERR_NOMEM;
+}
+
 int mosquitto_plugin_version(int supported_version_count,
                              const int *supported_versions)
 {
@@ -407,6 +458,14 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 		goto error;
 	if (fa_token_cache_init(
 	            plugin, (size_t)plugin->config.token_cache_size) != FA_OK) {
+		rc = MOSQ_ERR_NOMEM;
+		goto error;
+	}
+	rc = start_audit(plugin);
+	if (rc != MOSQ_ERR_SUCCESS)
+		goto error;
+	plugin->windows = fa_windows_new(plugin->config.db, windows_log);
+	if (plugin->windows == NULL) {
 		rc = MOSQ_ERR_NOMEM;
 		goto error;
 	}

@@ -4,64 +4,153 @@
  * session takeover the new client authenticates before the old one is
  * disconnected.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
 
+#include "fa_crypto.h"
 #include "fa_plugin.h"
+#include "windows.h"
 
-/* Writes the pointer value as fixed-width lower-case hex. */
-void fa_session_key(const struct mosquitto *client,
-                    char out[2 * sizeof(void *) + 1])
+#define SESSION_MIN_CAPACITY 16
+
+/* Fibonacci hashing: the top bits of the pointer times 2^64 / phi. The low
+ * 4 bits of a glibc malloc pointer are zero (16-byte alignment on x86-64),
+ * and the multiplication moves the bits that do vary into the top bits
+ * that pick the slot. */
+static size_t slot_of(const struct fa_session_table *table,
+                      const struct mosquitto *client)
 {
-	static const char digits[] = "0123456789abcdef";
-	uintptr_t value = (uintptr_t)client;
+	uint64_t value = (uint64_t)(uintptr_t)client;
 
-	for (size_t i = 0; i < 2 * sizeof(void *); i++) {
-		out[2 * sizeof(void *) - 1 - i] = digits[value & 0xf];
-		value >>= 4;
-	}
-	out[2 * sizeof(void *)] = '\0';
+	return (size_t)((value * 0x9e3779b97f4a7c15ULL) >> table->shift);
 }
 
-/* Stores a copy of session, replacing any session of the same client. */
+/* Returns the slot that contains client, or the empty slot where it would
+ * go. The table must have a capacity and at least one empty slot. */
+static struct fa_session_slot *find_slot(const struct fa_session_table *table,
+                                         const struct mosquitto *client)
+{
+	size_t mask = table->capacity - 1;
+	size_t i = slot_of(table, client);
+
+	while (table->slots[i].client != NULL &&
+	       table->slots[i].client != client)
+		i = (i + 1) & mask;
+	return &table->slots[i];
+}
+
+/* Doubles the slot array (or creates it) and reinserts every session. */
+static fa_result grow(struct fa_session_table *table)
+{
+	size_t capacity =
+	        table->capacity ? 2 * table->capacity : SESSION_MIN_CAPACITY;
+	struct fa_session_table grown = {
+	        .slots = calloc(capacity, sizeof(struct fa_session_slot)),
+	        .capacity = capacity,
+	        .count = table->count,
+	        .shift = 64,
+	};
+
+	if (grown.slots == NULL)
+		return FA_ERR_NOMEM;
+	for (size_t c = capacity; c > 1; c >>= 1)
+		grown.shift--;
+	for (size_t i = 0; i < table->capacity; i++) {
+		if (table->slots[i].client != NULL)
+			*find_slot(&grown, table->slots[i].client) =
+			        table->slots[i];
+	}
+	free(table->slots);
+	*table = grown;
+	return FA_OK;
+}
+
+void fa_session_table_free(struct fa_session_table *table)
+{
+	for (size_t i = 0; i < table->capacity; i++)
+		free(table->slots[i].session);
+	free(table->slots);
+	memset(table, 0, sizeof(*table));
+}
+
+/* Stores a copy of session with an empty decision cache, replacing any
+ * session of the same client. The table owns the copy. */
 fa_result fa_session_put(struct fa_plugin *plugin,
                          const struct fa_session *session)
 {
-	struct fa_session *copy = malloc(sizeof(*copy));
-	void *replaced = NULL;
-	fa_result result;
+	struct fa_session_table *table = &plugin->sessions;
+	struct fa_session *copy = NULL;
+	struct fa_session_slot *slot;
 
+	if (session->client == NULL)
+		return FA_ERR_INVALID;
+	copy = malloc(sizeof(*copy));
 	if (copy == NULL)
 		return FA_ERR_NOMEM;
 	*copy = *session;
-	fa_session_key(copy->client, copy->key);
-	result = fa_map_put(&plugin->sessions, copy, &replaced);
-	if (result != FA_OK) {
+	memset(copy->decisions, 0, sizeof(copy->decisions));
+	copy->decision_next = 0;
+	if (2 * (table->count + 1) > table->capacity && grow(table) != FA_OK) {
 		free(copy);
-		return result;
+		return FA_ERR_NOMEM;
 	}
-	free(replaced);
+	slot = find_slot(table, copy->client);
+	if (slot->client == NULL) {
+		slot->client = copy->client;
+		table->count++;
+	}
+	free(slot->session);
+	slot->session = copy;
 	return FA_OK;
 }
 
 struct fa_session *fa_session_get(struct fa_plugin *plugin,
                                   const struct mosquitto *client)
 {
-	char key[2 * sizeof(void *) + 1];
+	const struct fa_session_table *table = &plugin->sessions;
 
-	fa_session_key(client, key);
-	return fa_map_get(&plugin->sessions, key, 2 * sizeof(void *));
+	if (table->capacity == 0 || client == NULL)
+		return NULL;
+	return find_slot(table, client)->session;
 }
 
+/*
+ * Removes and frees the client's session. The entries after it in the same
+ * probe run move back into the gap when their home slot allows it, so that
+ * lookups still find them and no deleted markers build up.
+ */
 void fa_session_remove(struct fa_plugin *plugin, const struct mosquitto *client)
 {
-	char key[2 * sizeof(void *) + 1];
+	struct fa_session_table *table = &plugin->sessions;
 
-	fa_session_key(client, key);
-	free(fa_map_remove(&plugin->sessions, key, 2 * sizeof(void *)));
+	if (table->capacity == 0 || client == NULL)
+		return;
+
+	size_t mask = table->capacity - 1;
+	struct fa_session_slot *slot = find_slot(table, client);
+	size_t gap = (size_t)(slot - table->slots);
+
+	if (slot->client == NULL)
+		return;
+	free(slot->session);
+	table->count--;
+	for (size_t j = (gap + 1) & mask; table->slots[j].client != NULL;
+	     j = (j + 1) & mask) {
+		size_t home = slot_of(table, table->slots[j].client);
+
+		/* The entry at j may fill the gap unless its home slot lies
+		 * cyclically in (gap, j]. */
+		if (((j - home) & mask) < ((j - gap) & mask))
+			continue;
+		table->slots[gap] = table->slots[j];
+		gap = j;
+	}
+	table->slots[gap].client = NULL;
+	table->slots[gap].session = NULL;
 }
 
 /*
@@ -83,8 +172,8 @@ void fa_session_close(struct fa_plugin *plugin, struct mosquitto *client)
 		size_t capacity = plugin->closing_capacity
 		                          ? 2 * plugin->closing_capacity
 		                          : 64;
-		struct mosquitto **grown =
-		        realloc(plugin->closing, capacity * sizeof(*grown));
+		struct mosquitto **grown = realloc(
+		        plugin->closing, capacity * sizeof(struct mosquitto *));
 
 		if (grown == NULL) {
 			fa_session_remove(plugin, client);
@@ -118,8 +207,8 @@ static enum fa_deny_reason check_device(const struct fa_plugin *plugin,
 	const struct fa_state *state = plugin->state;
 	const struct fa_device_rec *device =
 	        fa_map_get(&state->devices, session->id, strlen(session->id));
-	const struct fa_cert_rec *cert =
-	        fa_map_get(&state->certs, session->fingerprint, 2 * 32);
+	const struct fa_cert_rec *cert = fa_map_get(
+	        &state->certs, session->fingerprint, 2 * (size_t)FA_SHA256_LEN);
 
 	if (device == NULL || device->status != FA_DEVICE_ACTIVE)
 		return FA_DENY_DEVICE_REVOKED;
@@ -147,6 +236,8 @@ enum fa_deny_reason fa_session_check(const struct fa_plugin *plugin,
 		return check_device(plugin, session);
 	if (plugin->now_s >= session->exp + plugin->config.leeway)
 		return FA_DENY_SESSION_EXPIRED;
+	if (fa_windows_outside(plugin->windows, session->id))
+		return FA_DENY_OUTSIDE_WINDOW;
 	return fa_check_user_claims(plugin->state, session->id, session->role,
 	                            session->carrier, session->family,
 	                            session->jti, session->did);

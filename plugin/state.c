@@ -28,6 +28,12 @@ struct fa_state *fa_state_new(void)
 	fa_map_init(&state->loads, offsetof(struct fa_load_rec, data));
 	fa_map_init(&state->families, offsetof(struct fa_revoked_rec, id));
 	fa_map_init(&state->jtis, offsetof(struct fa_revoked_rec, id));
+	state->users.generation = &state->generation;
+	state->devices.generation = &state->generation;
+	state->certs.generation = &state->generation;
+	state->loads.generation = &state->generation;
+	state->families.generation = &state->generation;
+	state->jtis.generation = &state->generation;
 	return state;
 }
 

@@ -18,6 +18,12 @@
 # load_assignments disabled for that one transaction, so that the broker
 # started before the insert keeps its 1,000-assignment state and the two
 # plugin brokers can run interleaved.
+#
+# BENCH_BASELINE_PLUGIN=PATH adds two more brokers, base_1k and base_1m,
+# that load another build of fleetauth_plugin.so (for example one built
+# from the previous commit) with the same options, for a before-and-after
+# comparison in one run. BENCH_DYNSEC=0 leaves out the dynamic-security
+# brokers.
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -31,6 +37,13 @@ small=1000
 large=${BENCH_ASSIGNMENTS:-1000000}
 filler_drivers=1000
 dynsec_sizes=(1 100 1000)
+[[ ${BENCH_DYNSEC:-1} != 0 ]] || dynsec_sizes=()
+baseline=${BENCH_BASELINE_PLUGIN:-}
+if [[ -n $baseline && ! -r $baseline ]]; then
+	printf 'bench: error: BENCH_BASELINE_PLUGIN %s is not a readable file\n' \
+		"$baseline" >&2
+	exit 1
+fi
 
 bench_init publish
 bench_log "work folder $BENCH_WORK, tag $BENCH_TAG"
@@ -107,6 +120,11 @@ start()
 			printf 'allow_anonymous false\n'
 			bench_plugin_lines
 			;;
+		base_*)
+			printf 'allow_anonymous false\n'
+			bench_plugin_lines |
+				sed "s|^plugin .*|plugin $baseline|"
+			;;
 		dynsec_*)
 			printf 'allow_anonymous false\nplugin %s\n' \
 				"$DYNSEC_PLUGIN"
@@ -128,6 +146,7 @@ snapshot_ms()
 }
 
 brokers=(anonymous plugin_1k)
+[[ -z $baseline ]] || brokers+=(base_1k)
 for size in "${dynsec_sizes[@]}"; do
 	brokers+=("dynsec_$size")
 done
@@ -143,6 +162,10 @@ insert_assignments $((small - clients + 1)) $((large - clients))
 bench_log "insert took $(($(date +%s) - insert_started)) s"
 start plugin_1m
 brokers+=(plugin_1m)
+if [[ -n $baseline ]]; then
+	start base_1m
+	brokers+=(base_1m)
+fi
 sleep 1
 rss_large=$(bench_rss_kib "${pid[plugin_1m]}")
 rss_small_after=$(bench_rss_kib "${pid[plugin_1k]}")
@@ -182,8 +205,12 @@ printf '\n== Publish throughput, %d publishers, QoS 0, %d rounds of %s s\n' \
 bench_machine
 printf '%-13s %12s %6s %12s %6s %8s %9s\n' broker delivered/s ratio \
 	"CPU ns/msg" ratio dropped "sub denied"
-dynsec_brokers=("${brokers[@]:2:${#dynsec_sizes[@]}}")
-for name in anonymous plugin_1k plugin_1m "${dynsec_brokers[@]}"; do
+shown=(anonymous plugin_1k plugin_1m)
+[[ -z $baseline ]] || shown+=(base_1k base_1m)
+for size in "${dynsec_sizes[@]}"; do
+	shown+=("dynsec_$size")
+done
+for name in "${shown[@]}"; do
 	rate=$(bench_field_median "$name" .delivery_rate)
 	cpu=$(bench_field_median "$name" "$cpu_per_message")
 	printf '%-13s %12.1f %6s %12.0f %6s %8s %9s\n' "$name" "$rate" \

@@ -129,3 +129,18 @@ dev_jwt_claims()
 	done
 	base64 -d <<<"$part"
 }
+
+# Runs fa_mqtt_pub with the given arguments until the broker stops refusing
+# the CONNECT as not authorised (exit status 135 for MQTT 5, 5 for 3.1.1),
+# at most 10 times 0.5 s apart. A certificate issued a moment ago reaches the
+# broker through the change feed, so the first CONNECT can come before it.
+dev_pub_retry()
+{
+	local attempt
+	for attempt in 1 2 3 4 5 6 7 8 9 10; do
+		fa_mqtt_pub "$@"
+		[[ $FA_MQTT_RC == 135 || $FA_MQTT_RC == 5 ]] || return 0
+		fa_log "attempt $attempt: CONNECT refused, trying again"
+		sleep 0.5
+	done
+}

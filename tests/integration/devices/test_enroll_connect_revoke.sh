@@ -65,7 +65,7 @@ fa_pid_running "$watcher" ||
 
 # Publishing to its own topic is delivered.
 # shellcheck disable=SC2046
-fa_mqtt_pub $(fa_tls_args "$cert" "$key") -V mqttv5 -q 1 -u "$device" \
+dev_pub_retry $(fa_tls_args "$cert" "$key") -V mqttv5 -q 1 -u "$device" \
 	-i "$device" -t "fleet/$carrier/devices/$device/telemetry/gps" \
 	-m "own-$DEV_RUN"
 fa_expect_eq "$FA_MQTT_RC" 0 "publish to own topic (stderr: $FA_MQTT_ERR)"
@@ -176,7 +176,8 @@ jq -r .certificate <<<"$FA_BODY" >"$FA_TMP/$rsa_device.pem"
 fa_expect_contains "$(openssl x509 -in "$FA_TMP/$rsa_device.pem" -noout \
 	-ext keyUsage)" "Digital Signature, Key Encipherment" "RSA keyUsage"
 # shellcheck disable=SC2046
-fa_mqtt_pub $(fa_tls_args "$FA_TMP/$rsa_device.pem" "$FA_TMP/$rsa_device.key") \
+dev_pub_retry $(fa_tls_args "$FA_TMP/$rsa_device.pem" \
+	"$FA_TMP/$rsa_device.key") \
 	-V mqttv5 -q 1 -u "$rsa_device" -i "$rsa_device" \
 	-t "fleet/$carrier/devices/$rsa_device/telemetry/gps" -m "rsa-$DEV_RUN"
 fa_expect_eq "$FA_MQTT_RC" 0 "publish with an RSA certificate ($FA_MQTT_ERR)"
