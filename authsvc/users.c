@@ -31,7 +31,9 @@ struct user_row {
 	"to_char(created_at AT TIME ZONE 'UTC', "                              \
 	"'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "                                  \
 	"to_char(updated_at AT TIME ZONE 'UTC', "                              \
-	"'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+	"'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "                                  \
+	"to_char(window_start, 'HH24:MI') || '-' || "                          \
+	"to_char(window_end, 'HH24:MI')"
 
 static cJSON *user_json(const PGresult *res, int row)
 {
@@ -48,7 +50,79 @@ static cJSON *user_json(const PGresult *res, int row)
 	cJSON_AddStringToObject(item, "status", PQgetvalue(res, row, 3));
 	cJSON_AddStringToObject(item, "created_at", PQgetvalue(res, row, 4));
 	cJSON_AddStringToObject(item, "updated_at", PQgetvalue(res, row, 5));
+	if (PQgetisnull(res, row, 6))
+		cJSON_AddNullToObject(item, "access_window");
+	else
+		cJSON_AddStringToObject(item, "access_window",
+		                        PQgetvalue(res, row, 6));
 	return item;
+}
+
+/* An access window from a request: present tells whether the field was
+ * sent; start and end are "HH:MM", both empty when it is to be removed. */
+struct access_window {
+	bool present;
+	char start[6];
+	char end[6];
+};
+
+static bool hhmm_valid(const char *s)
+{
+	return strlen(s) == 5 && s[2] == ':' && s[0] >= '0' && s[0] <= '2' &&
+	       s[1] >= '0' && s[1] <= '9' && (s[0] < '2' || s[1] <= '3') &&
+	       s[3] >= '0' && s[3] <= '5' && s[4] >= '0' && s[4] <= '9';
+}
+
+/*
+ * Reads the optional field access_window: "HH:MM-HH:MM" in the carrier's
+ * time zone (UTC for users without a carrier), where an end before the
+ * start spans midnight, or null to remove the window when null_allowed.
+ * Replies 400 naming the value and returns false when it is malformed.
+ */
+static bool parse_window(struct fa_request *req, bool null_allowed,
+                         struct access_window *window)
+{
+	const cJSON *item = NULL;
+	const char *text;
+	char detail[320];
+
+	memset(window, 0, sizeof(*window));
+	if (req->body != NULL)
+		item = cJSON_GetObjectItemCaseSensitive(req->body,
+		                                        "access_window");
+	if (item == NULL)
+		return true;
+	if (cJSON_IsNull(item) && null_allowed) {
+		window->present = true;
+		return true;
+	}
+	text = cJSON_IsString(item) ? item->valuestring : NULL;
+	if (text != NULL && strlen(text) == 11 && text[5] == '-') {
+		memcpy(window->start, text, 5);
+		memcpy(window->end, text + 6, 5);
+		if (hhmm_valid(window->start) && hhmm_valid(window->end) &&
+		    strcmp(window->start, window->end) != 0) {
+			window->present = true;
+			return true;
+		}
+	}
+	snprintf(detail, sizeof(detail),
+	         "access_window: got %s%.40s%s; use \"HH:MM-HH:MM\" with a "
+	         "different start and end in the carrier's time zone, for "
+	         "example \"06:00-18:00\" (\"22:00-06:00\" spans "
+	         "midnight)%s",
+	         text != NULL ? "\"" : "", text != NULL ? text : "a non-string",
+	         text != NULL ? "\"" : "",
+	         null_allowed ? ", or null to remove the window" : "");
+	fa_reply_problem(req, 400, FA_PROBLEM_INVALID_FIELD, "Invalid field",
+	                 detail);
+	return false;
+}
+
+/* The window for an SQL parameter: "HH:MM" or NULL when there is none. */
+static const char *window_param(const char *hhmm)
+{
+	return hhmm[0] != '\0' ? hhmm : NULL;
 }
 
 static bool is_platform_role(enum fa_role role)
@@ -199,10 +273,11 @@ struct new_user {
 	const char *password;
 	enum fa_role role;
 	const char *carrier; /* NULL for none */
+	struct access_window window;
 };
 
-static const char *const create_fields[] = {"username", "password", "role",
-                                            "carrier", NULL};
+static const char *const create_fields[] = {"username", "password",      "role",
+                                            "carrier",  "access_window", NULL};
 
 /* Applies the carrier rules of the target role; replies and returns false
  * on a violation. */
@@ -250,7 +325,8 @@ static bool parse_new_user(struct fa_request *req, struct new_user *user)
 	                      &user->password) &&
 	       fa_json_role(req, "role", true, &user->role) &&
 	       fa_json_string(req, "carrier", false, FA_ID_MAX, FA_STR_ID,
-	                      &user->carrier);
+	                      &user->carrier) &&
+	       parse_window(req, false, &user->window);
 }
 
 /* Checks the password policy and hashes it; replies on failure. *hash_out
@@ -282,8 +358,12 @@ static bool hash_password(struct fa_request *req, const char *password,
 static void insert_user(struct fa_request *req, const struct new_user *user,
                         const char *hash)
 {
-	const char *params[4] = {user->username, fa_role_name(user->role),
-	                         user->carrier, hash};
+	const char *params[6] = {user->username,
+	                         fa_role_name(user->role),
+	                         user->carrier,
+	                         hash,
+	                         window_param(user->window.start),
+	                         window_param(user->window.end)};
 	const char *carrier_params[1] = {user->carrier};
 	PGresult *res = NULL;
 	fa_result result;
@@ -309,9 +389,10 @@ static void insert_user(struct fa_request *req, const struct new_user *user,
 		goto out;
 	result = fa_db_exec(req->db, &res,
 	                    "INSERT INTO users (id, role, carrier_id, "
-	                    "password_hash) VALUES ($1, $2, $3, $4) "
+	                    "password_hash, window_start, window_end) "
+	                    "VALUES ($1, $2, $3, $4, $5::time, $6::time) "
 	                    "RETURNING " USER_COLUMNS,
-	                    4, params);
+	                    6, params);
 	if (result != FA_OK)
 		goto out;
 	result = fa_audit(req, "user.create", user->username, "success", NULL);
@@ -514,21 +595,25 @@ void fa_users_get(struct fa_request *req)
 /* PATCH and DELETE /v1/users/{id}                                     */
 /* ------------------------------------------------------------------ */
 
-static const char *const patch_fields[] = {"role", "status", NULL};
+static const char *const patch_fields[] = {"role", "status", "access_window",
+                                           NULL};
 
 static bool parse_patch(struct fa_request *req, enum fa_role *role,
-                        const char **status)
+                        const char **status, struct access_window *window)
 {
 	*role = FA_ROLE_NONE;
 	*status = NULL;
 	if (!fa_json_only_fields(req, patch_fields) ||
 	    !fa_json_role(req, "role", false, role) ||
-	    !fa_json_string(req, "status", false, 16, FA_STR_NONEMPTY, status))
+	    !fa_json_string(req, "status", false, 16, FA_STR_NONEMPTY,
+	                    status) ||
+	    !parse_window(req, true, window))
 		return false;
-	if (*role == FA_ROLE_NONE && *status == NULL) {
+	if (*role == FA_ROLE_NONE && *status == NULL && !window->present) {
 		fa_reply_problem(req, 400, FA_PROBLEM_MISSING_FIELD,
 		                 "Missing field",
-		                 "role, status: send at least one");
+		                 "role, status, access_window: send at least "
+		                 "one");
 		return false;
 	}
 	if (*status != NULL && strcmp(*status, "active") != 0 &&
@@ -551,7 +636,8 @@ static bool may_change(struct fa_request *req, const char *action,
 	if (req->caller.kind == FA_CALLER_USER &&
 	    strcmp(req->caller.id, row->id) == 0) {
 		deny(req, action, row->id,
-		     "you cannot change your own role or status");
+		     "you cannot change your own role, status or "
+		     "access window");
 		return false;
 	}
 	if (!caller_manages(&req->caller, row->role) ||
@@ -586,15 +672,22 @@ static bool role_fits_carrier(struct fa_request *req,
 	return true;
 }
 
-/* Updates role and status, revoking sessions when either takes rights
- * away, and replies with the user. Runs inside the open transaction. */
+/* Updates role, status and access window, revoking sessions when role or
+ * status takes rights away, and replies with the user. Runs inside the open
+ * transaction. A new window needs no revocation: logins and refreshes
+ * outside it are refused, and the brokers end sessions outside it. */
 static fa_result update_user(struct fa_request *req, const struct user_row *row,
                              enum fa_role role, const char *status,
+                             const struct access_window *window,
                              PGresult **res_out)
 {
-	const char *params[3] = {
-	        row->id, role != FA_ROLE_NONE ? fa_role_name(role) : NULL,
-	        status};
+	const char *params[6] = {row->id,
+	                         role != FA_ROLE_NONE ? fa_role_name(role)
+	                                              : NULL,
+	                         status,
+	                         window->present ? "true" : "false",
+	                         window_param(window->start),
+	                         window_param(window->end)};
 	cJSON *detail;
 	fa_result result;
 	long revoked = 0;
@@ -602,9 +695,13 @@ static fa_result update_user(struct fa_request *req, const struct user_row *row,
 	result = fa_db_exec(req->db, res_out,
 	                    "UPDATE users SET role = coalesce($2, role), "
 	                    "status = coalesce($3, status), "
+	                    "window_start = CASE WHEN $4::bool THEN $5::time "
+	                    "ELSE window_start END, "
+	                    "window_end = CASE WHEN $4::bool THEN $6::time "
+	                    "ELSE window_end END, "
 	                    "updated_at = now() WHERE id = $1 "
 	                    "RETURNING " USER_COLUMNS,
-	                    3, params);
+	                    6, params);
 	if (result != FA_OK)
 		return result;
 	if ((role != FA_ROLE_NONE && role != row->role) ||
@@ -619,6 +716,11 @@ static fa_result update_user(struct fa_request *req, const struct user_row *row,
 		cJSON_AddStringToObject(detail, "role", fa_role_name(role));
 	if (status != NULL)
 		cJSON_AddStringToObject(detail, "status", status);
+	if (window->present && PQgetisnull(*res_out, 0, 6))
+		cJSON_AddNullToObject(detail, "access_window");
+	else if (window->present)
+		cJSON_AddStringToObject(detail, "access_window",
+		                        PQgetvalue(*res_out, 0, 6));
 	cJSON_AddNumberToObject(detail, "revoked_families", (double)revoked);
 	result = fa_audit(req, "user.update", row->id, "success", detail);
 	cJSON_Delete(detail);
@@ -630,11 +732,12 @@ void fa_users_update(struct fa_request *req)
 	struct user_row row;
 	enum fa_role role;
 	const char *status;
+	struct access_window window;
 	PGresult *res = NULL;
 	PGresult *updated = NULL;
 	fa_result result;
 
-	if (!parse_patch(req, &role, &status))
+	if (!parse_patch(req, &role, &status, &window))
 		return;
 	result = fa_db_begin(req->db);
 	if (result != FA_OK) {
@@ -645,7 +748,7 @@ void fa_users_update(struct fa_request *req)
 	    !may_change(req, "user.update", &row, role) ||
 	    !role_fits_carrier(req, &row, role))
 		goto out;
-	result = update_user(req, &row, role, status, &updated);
+	result = update_user(req, &row, role, status, &window, &updated);
 	if (result == FA_OK)
 		result = fa_db_commit(req->db);
 	if (result == FA_OK)

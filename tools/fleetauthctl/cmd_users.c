@@ -7,7 +7,8 @@
 #include "fa_roles.h"
 
 static const char *const user_fields[] = {
-        "id", "role", "carrier", "status", "created_at", "updated_at", NULL};
+        "id",         "role",       "carrier",       "status",
+        "created_at", "updated_at", "access_window", NULL};
 
 static const struct ctl_column user_columns[] = {
         {"ID", "id"},         {"ROLE", "role"},          {"CARRIER", "carrier"},
@@ -58,6 +59,7 @@ static int users_create(struct ctl *ctl, const struct ctl_args *args)
 	if (body == NULL || !ctl_add_string(body, "username", id) ||
 	    !ctl_add_string(body, "role", role) ||
 	    !ctl_add_string(body, "carrier", carrier) ||
+	    !ctl_add_string(body, "access_window", ctl_arg(ctl, "window")) ||
 	    !ctl_add_string(body, "password", password)) {
 		ctl_error(ctl, "out of memory");
 		goto out;
@@ -140,6 +142,40 @@ static int users_set_role(struct ctl *ctl, const struct ctl_args *args)
 		return CTL_EXIT_USAGE;
 	return patch_user(ctl, args->positional[0], "role", args->positional[1],
 	                  "changed the role of");
+}
+
+/* set-window USER_ID HH:MM-HH:MM|none: the service checks the format and
+ * names the value when it is wrong. */
+static int users_set_window(struct ctl *ctl, const struct ctl_args *args)
+{
+	const char *window = args->positional[1];
+	cJSON *body = NULL;
+	cJSON *json = NULL;
+	char path[128];
+	char message[160];
+	int status = CTL_EXIT_FAILURE;
+
+	if (strcmp(window, "none") == 0)
+		window = NULL;
+	if (!ctl_object_path(ctl, path, sizeof(path), "/v1/users", "user id",
+	                     args->positional[0], ""))
+		return CTL_EXIT_USAGE;
+	body = cJSON_CreateObject();
+	if (body == NULL ||
+	    (window != NULL
+	             ? !ctl_add_string(body, "access_window", window)
+	             : cJSON_AddNullToObject(body, "access_window") == NULL)) {
+		ctl_error(ctl, "out of memory");
+		goto out;
+	}
+	if (!ctl_call(ctl, "PATCH", path, body, CTL_AUTH_REQUIRED, &json))
+		goto out;
+	snprintf(message, sizeof(message), "%s the access window of %s",
+	         window != NULL ? "set" : "removed", args->positional[0]);
+	status = ctl_finish(ctl, json, message, user_fields);
+out:
+	cJSON_Delete(body);
+	return status;
 }
 
 static int users_lock(struct ctl *ctl, const struct ctl_args *args)
@@ -244,6 +280,10 @@ static const struct ctl_option create_options[] = {
         {"password-file", "FILE",
          "read the initial password from the first line of FILE (\"-\" for "
          "standard input); without it the password is prompted for twice"},
+        {"window", "HH:MM-HH:MM",
+         "access window in the carrier's time zone (UTC without a "
+         "carrier): logins, refreshes and broker sessions only inside it; "
+         "22:00-06:00 spans midnight"},
         {NULL, NULL, NULL},
 };
 
@@ -272,6 +312,12 @@ static const struct ctl_command users_commands[] = {
          "The user's current access tokens stop working on the brokers; the "
          "user logs in again to get the new role.",
          NULL, users_set_role},
+        {"set-window", "USER_ID HH:MM-HH:MM|none", 2, 2,
+         "Set or remove a user's access window.",
+         "The window is in the carrier's time zone. Outside it, logins and "
+         "refreshes are refused and the brokers end the user's sessions "
+         "within about a second. \"none\" removes the window.",
+         NULL, users_set_window},
         {"lock", "USER_ID", 1, 1,
          "Lock a user: logins fail and brokers disconnect the user's "
          "clients.",
