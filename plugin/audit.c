@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <libpq-fe.h>
 
@@ -426,26 +425,18 @@ void fa_audit_tick(struct fa_audit *audit, int64_t now_ms)
 		maybe_send(audit, now_ms);
 }
 
-static int64_t monotonic_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Sends what is queued before the plugin unloads, giving up after
  * timeout_ms or after the first failed connection. */
 static void final_flush(struct fa_audit *audit, int64_t timeout_ms)
 {
-	int64_t deadline = monotonic_ms() + timeout_ms;
+	int64_t deadline = fa_side_now_ms() + timeout_ms;
 
 	audit->next_batch_ms = 0;
 	audit->side.next_attempt_ms = 0;
 	while (has_work(audit) || audit->side.phase == FA_SIDE_BUSY ||
 	       audit->side.phase == FA_SIDE_SETUP ||
 	       audit->side.phase == FA_SIDE_CONNECTING) {
-		int64_t now = monotonic_ms();
+		int64_t now = fa_side_now_ms();
 
 		if (now >= deadline || (audit->side.phase == FA_SIDE_DOWN &&
 		                        now < audit->side.next_attempt_ms)) {

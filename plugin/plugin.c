@@ -15,6 +15,7 @@
 #include <mosquitto_plugin.h>
 
 #include "audit.h"
+#include "side.h"
 #include "windows.h"
 #include "fa_config.h"
 #include "fa_plugin.h"
@@ -74,10 +75,7 @@ static const struct fa_option plugin_options[] = {
 
 int64_t fa_now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return fa_side_now_ms();
 }
 
 void fa_plugin_refresh_clock(struct fa_plugin *plugin)

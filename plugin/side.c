@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #define CONNECT_TIMEOUT_MS 10000
 #define QUERY_TIMEOUT_MS 15000
@@ -22,6 +23,14 @@ void fa_side_init(struct fa_side *side, const char *conninfo,
 	side->what = what;
 	side->log = log;
 	side->backoff_ms = BACKOFF_MIN_MS;
+}
+
+int64_t fa_side_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 void fa_side_close(struct fa_side *side)

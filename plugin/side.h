@@ -22,7 +22,7 @@ enum fa_side_phase {
 	FA_SIDE_BUSY
 };
 
-/* What one fa_side_tick saw. */
+/* Outcome of one fa_side_tick. */
 enum fa_side_event {
 	FA_SIDE_NOTHING = 0,
 	FA_SIDE_READY, /* connected and idle: a query may be sent */
@@ -51,11 +51,16 @@ void fa_side_init(struct fa_side *side, const char *conninfo,
                   void (*log)(const char *message));
 void fa_side_close(struct fa_side *side);
 
+/* Returns CLOCK_MONOTONIC in milliseconds, the clock of every now_ms here. */
+int64_t fa_side_now_ms(void);
+
 /*
- * Advances the connection; never blocks. When want is false a connection
- * that is down stays down. Each result of the query in flight is passed to
- * take (when not NULL) before FA_SIDE_DONE is returned. Times are
- * CLOCK_MONOTONIC milliseconds.
+ * Advances the connection without waiting on the socket. When want is false
+ * a connection that is down stays down. NOTE: PQconnectStart resolves a
+ * host name synchronously, so conninfo should give host as an address (as
+ * tools/stack does) or the first tick of each attempt can wait on DNS. Each
+ * result of the query in flight is passed to take (when not NULL) before
+ * FA_SIDE_DONE is returned. Times are CLOCK_MONOTONIC milliseconds.
  */
 enum fa_side_event fa_side_tick(struct fa_side *side, int64_t now_ms, bool want,
                                 void (*take)(void *ctx, const PGresult *res),
