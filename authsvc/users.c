@@ -58,7 +58,7 @@ static cJSON *user_json(const PGresult *res, int row)
 	return item;
 }
 
-/* An access window from a request: present tells whether the field was
+/* An access window from a request: present is set when the field was
  * sent; start and end are "HH:MM", both empty when it is to be removed. */
 struct access_window {
 	bool present;

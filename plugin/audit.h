@@ -1,13 +1,12 @@
 /*
  * Broker denials in the audit trail. The plugin queues each denial in
- * memory, merges identical ones (same action, reason, actor, target,
- * address and client id) into one entry with a count, and sends the queue
- * about once per interval to broker_audit() in PostgreSQL over a connection
- * of its own. Everything runs from the broker's tick and never waits on the
- * database. A batch that fails is sent again after the next connection, so
- * a database outage delays audit rows but does not lose them; when the
- * queue is full, further denials are only counted and that count is written
- * as one "broker.lost" row.
+ * memory and merges identical ones (same action, reason, actor, target,
+ * address and client id) into one entry with a count. About once per
+ * interval it sends the queue to broker_audit() in PostgreSQL over a side
+ * connection (side.h), from the broker's tick. A batch that fails is sent
+ * again after the next connection, so a database outage delays audit rows
+ * but does not lose them. When the queue is full, further denials are only
+ * counted, and that count is written as one "broker.lost" row.
  */
 #ifndef FA_AUDIT_H
 #define FA_AUDIT_H
@@ -51,7 +50,7 @@ void fa_audit_denial(struct fa_audit *audit, int64_t now_s, const char *action,
                      const char *reason, const char *actor, const char *target,
                      const char *address, const char *client_id);
 
-/* Advances the connection and sends a batch when one is due. Never blocks. */
+/* Advances the side connection and sends a batch when one is due. */
 void fa_audit_tick(struct fa_audit *audit, int64_t now_ms);
 
 /* Distinct denials waiting, including a batch in flight or to resend. */

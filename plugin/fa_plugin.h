@@ -184,7 +184,7 @@ struct fa_plugin_config {
  * Per-session cache of recent ACL decisions (acl.c). Every entry can hold
  * any (access kind, topic), and a lookup compares all of them, so up to
  * FA_DECISION_SLOTS topics in use at once never evict each other. An entry
- * holds a copy of the topic, so a hash collision costs a miss and never
+ * contains a copy of the topic, so a hash collision costs a miss and never
  * returns another topic's decision. Topics longer than
  * FA_DECISION_TOPIC_MAX bytes are not cached.
  * Size: FA_DECISION_SLOTS * 96 bytes = 384 bytes per session.

@@ -1,7 +1,7 @@
 /*
  * Access windows in the broker; see windows.h. The set of users outside
- * their window is a sorted array of ids, searched with bsearch: it is
- * rebuilt whole from each answer, and usually holds few ids.
+ * their window is a sorted array of ids, searched with bsearch. It is
+ * rebuilt whole from each query result and is usually short.
  */
 #include "windows.h"
 
@@ -20,9 +20,9 @@
 
 /*
  * One row: the seconds until the nearest window start or end of any
- * active user with a window (60 when there is none; the plugin asks again
- * within 15 s anyway), and the ids of those outside their window, separated by
- * commas (fa_id has no commas). A window whose end is before its start spans
+ * active user with a window (60 when there is none, capped at 15 s by the
+ * caller), and the ids of those outside their window, separated by commas
+ * (fa_id has no commas). A window whose end is before its start spans
  * midnight.
  */
 static const char windows_sql[] =

@@ -1,8 +1,9 @@
 -- Broker denials in the audit trail. The brokers' role only reads tables,
--- so the plugin records its denials through this one function: it runs
--- with the rights of the schema owner, writes only rows whose action starts
--- with "broker." and whose outcome is "denied" (or "lost" for the count of
--- denials a broker could not queue), and cuts every text to a fixed size.
+-- so the plugin records its denials through this one function. It runs
+-- with the rights of the schema owner and writes only rows whose action
+-- starts with "broker." and whose outcome is "denied", or "lost" for the
+-- count of denials a broker could not queue. Every text is cut to a fixed
+-- size.
 --
 -- events is a JSON array of objects, one per distinct denial in the
 -- broker's last interval:

@@ -1,6 +1,6 @@
 /*
  * The broker's set of users outside their access window (plugin/
- * windows.c): parsing of the database's answer, lookups, and when the next
+ * windows.c): parsing of the query result, lookups, and when the next
  * query is due. The query itself runs against PostgreSQL in
  * tests/integration/plugin/test_access_window.sh.
  */
@@ -78,7 +78,7 @@ static void test_next_query_follows_the_boundary(void **state)
 	fa_windows_free(windows);
 }
 
-/* Without a database the last answer holds and the failure is logged. */
+/* Without a database the last result stays and the failure is logged. */
 static void test_unreachable_database_keeps_the_set(void **state)
 {
 	struct fa_windows *windows = make_windows();

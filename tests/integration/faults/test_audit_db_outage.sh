@@ -13,7 +13,7 @@ token=$(fa_mint_token "$(fa_claims "$drv" driver "$carrier")")
 own=fleet/$carrier/drivers/$drv/status
 forbidden=fleet/$carrier/loads/not-assigned/rate
 
-# Wait until the broker knows the user.
+# Wait until the broker has loaded the user.
 fa_wait_for "fa_mqtt_pub -i '$drv' -u '$drv' -P '$token' -q 1 \
 	-t '$own' -m ready && [[ \$FA_MQTT_RC == 0 ]]" 15
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Access windows: the API sets and removes a user's window and names a
-# malformed one; the broker ends a session when the window closes, refuses
-# CONNECTs outside it (audited as broker.connect with reason
-# outside_window), and lets the user in again once the window is removed.
+# Access windows. The API sets and removes a user's window and names a
+# malformed one. The broker ends a session when the window closes and
+# rejects CONNECTs outside it (audited as broker.connect with reason
+# outside_window). Once the window is removed, the user gets in again.
 #
 #   test_access_window.sh ENV_FILE
 set -euo pipefail
